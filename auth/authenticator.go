@@ -1,0 +1,82 @@
+package auth
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+
+	"github.com/pgwarden/pgwarden/session"
+)
+
+// Authenticator decides who a connecting client is. See the package
+// documentation for the contract.
+type Authenticator interface {
+	Authenticate(ctx context.Context, req *Request) (session.Identity, error)
+}
+
+// Func adapts a function to an Authenticator.
+type Func func(ctx context.Context, req *Request) (session.Identity, error)
+
+// Authenticate calls f(ctx, req).
+func (f Func) Authenticate(ctx context.Context, req *Request) (session.Identity, error) {
+	return f(ctx, req)
+}
+
+// Request is what an Authenticator knows about a connecting client. The
+// proxy fills it after the startup packet was read and checked.
+type Request struct {
+	// User is the user name from the startup packet (never empty).
+	User string
+	// Database is the database asked for, canonicalised (never empty).
+	Database string
+	// Params are the other startup parameters that were allowed.
+	Params map[string]string
+	// ClientAddr is the client's network address.
+	ClientAddr string
+	// TLS is the client-facing TLS state; nil when the client did not use TLS.
+	TLS *tls.ConnectionState
+	// Client runs the authentication exchange with the client. The
+	// Authenticator chooses the exchange; it must finish it before returning
+	// an identity.
+	Client Conversation
+}
+
+// Conversation is the authentication exchange with the client, on the wire.
+// The proxy implements it; an Authenticator drives it. It is only valid
+// during Authenticate, and must not be used from several goroutines.
+type Conversation interface {
+	// CleartextPassword asks the client for its password in clear
+	// (AuthenticationCleartextPassword) and returns what it sent. Without
+	// TLS the proxy refuses, unless the host allowed cleartext over
+	// plaintext connections explicitly: the error is then ErrCleartextRefused.
+	CleartextPassword(ctx context.Context) (session.Secret, error)
+
+	// SASLStart offers the SASL mechanisms (AuthenticationSASL) and returns
+	// the mechanism the client chose, which is one of mechanisms, and its
+	// initial response (possibly empty).
+	SASLStart(ctx context.Context, mechanisms []string) (mechanism string, initial []byte, err error)
+	// SASLContinue sends a challenge (AuthenticationSASLContinue) and returns
+	// the client's response.
+	SASLContinue(ctx context.Context, challenge []byte) ([]byte, error)
+	// SASLFinal sends the server's final data (AuthenticationSASLFinal). The
+	// proxy sends AuthenticationOk later, once the upstream session is ready.
+	SASLFinal(ctx context.Context, data []byte) error
+
+	// TLSServerEndPoint returns the tls-server-end-point channel binding
+	// data (RFC 5929) of the client-facing TLS connection, or nil when there
+	// is none (no TLS, or a certificate the proxy cannot identify).
+	TLSServerEndPoint() []byte
+}
+
+var (
+	// ErrInvalidCredentials means the client's password, token or proof is
+	// wrong, or the user is unknown (the two are not told apart). The proxy
+	// answers FATAL 28P01.
+	ErrInvalidCredentials = errors.New("auth: invalid credentials")
+	// ErrCleartextRefused means a cleartext secret was asked for over a
+	// connection without TLS, and the host did not allow that.
+	ErrCleartextRefused = errors.New("auth: cleartext password refused without TLS")
+	// ErrExchange means the client broke the authentication exchange (a
+	// malformed or unexpected message). The proxy answers FATAL 08P01.
+	ErrExchange = errors.New("auth: malformed authentication exchange")
+)

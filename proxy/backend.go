@@ -1,0 +1,285 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/pgwarden/pgwarden/internal/wire"
+	"github.com/pgwarden/pgwarden/session"
+)
+
+// relayBackend forwards the server's messages to the client until the
+// session ends, matching each answer to the request that caused it.
+func (s *clientSession) relayBackend() {
+	for {
+		if !s.ur.MessageReady() {
+			if err := s.cw.flush(); err != nil {
+				s.end(session.EndClientExit, nil)
+				return
+			}
+		}
+		m, err := s.ur.Next()
+		if err != nil {
+			s.upstreamReadFailed(err)
+			return
+		}
+		out, ferr := s.backendMessage(m)
+		if ferr != nil {
+			if ferr != errSessionOver {
+				s.log.Error("pgwarden: invalid message from the server; ending the session",
+					"type", string(m.Type), "err", ferr.Err)
+				s.end(session.EndProtocolError, ferr)
+			}
+			return
+		}
+		if err := s.cw.write(out); err != nil {
+			s.end(session.EndClientExit, nil)
+			return
+		}
+		if m.Type == 'Z' && s.draining.Load() && s.idle() {
+			s.cw.flush()
+			s.end(session.EndShutdown, s.drainErr.Load())
+			return
+		}
+	}
+}
+
+// upstreamViolation builds the FATAL for a server that broke the protocol.
+// What was wrong goes to the log only (in Err).
+func upstreamViolation(format string, args ...any) *session.Error {
+	return &session.Error{Code: session.CodeProtocolViolation,
+		Message: "the database server sent an invalid message; the gateway ended the session",
+		Err:     fmt.Errorf(format, args...)}
+}
+
+// backendMessage checks one server message against the pipeline, updates
+// the session, and returns what to send to the client (the message itself,
+// or the refusal that replaces the server's error).
+func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) {
+	switch m.Type {
+	case 'D': // DataRow
+		o := s.pipe.front()
+		if o == nil || (o.kind != opExecute && o.kind != opQuery) {
+			return nil, s.unexpected(m.Type, o)
+		}
+		if err := wire.ValidateDataRow(m.Body); err != nil {
+			return nil, upstreamViolation("%v", err)
+		}
+		o.rows++
+	case 'C': // CommandComplete
+		o := s.pipe.front()
+		if o == nil || (o.kind != opExecute && o.kind != opQuery) {
+			return nil, s.unexpected(m.Type, o)
+		}
+		tag, err := wire.CommandTag(m.Body)
+		if err != nil {
+			return nil, upstreamViolation("%v", err)
+		}
+		if !s.complete(o, string(tag), "", "") {
+			return nil, errSessionOver
+		}
+		if o.kind == opExecute {
+			s.pipe.pop()
+		}
+	case 'I', 's': // EmptyQueryResponse, PortalSuspended
+		o := s.pipe.front()
+		if o == nil || (o.kind != opExecute && (o.kind != opQuery || m.Type == 's')) {
+			return nil, s.unexpected(m.Type, o)
+		}
+		if !s.complete(o, "", "", "") {
+			return nil, errSessionOver
+		}
+		if o.kind == opExecute {
+			s.pipe.pop()
+		}
+	case 'T': // RowDescription
+		o := s.pipe.front()
+		switch {
+		case o != nil && o.kind == opDescribe:
+			s.pipe.pop()
+		case o != nil && o.kind == opQuery:
+		default:
+			return nil, s.unexpected(m.Type, o)
+		}
+	case 'n': // NoData
+		if err := s.expect(m.Type, opDescribe); err != nil {
+			return nil, err
+		}
+		s.pipe.pop()
+	case 't': // ParameterDescription
+		if err := s.expect(m.Type, opDescribe); err != nil {
+			return nil, err
+		}
+	case '1': // ParseComplete
+		if err := s.expect(m.Type, opParse); err != nil {
+			return nil, err
+		}
+		s.pipe.pop()
+	case '2': // BindComplete
+		if err := s.expect(m.Type, opBind); err != nil {
+			return nil, err
+		}
+		s.pipe.pop()
+	case '3': // CloseComplete
+		if err := s.expect(m.Type, opClose); err != nil {
+			return nil, err
+		}
+		s.pipe.pop()
+	case 'G', 'W': // CopyInResponse, CopyBothResponse
+		o := s.pipe.front()
+		if o == nil || (o.kind != opExecute && o.kind != opQuery) {
+			return nil, s.unexpected(m.Type, o)
+		}
+		o.copyIn = true
+	case 'H', 'd', 'c': // CopyOutResponse, CopyData, CopyDone
+		o := s.pipe.front()
+		if o == nil || (o.kind != opExecute && o.kind != opQuery) {
+			return nil, s.unexpected(m.Type, o)
+		}
+		if m.Type == 'd' {
+			o.rows++
+		}
+	case 'V': // FunctionCallResponse
+		if err := s.expect(m.Type, opFunctionCall); err != nil {
+			return nil, err
+		}
+	case 'E':
+		return s.backendError(m)
+	case 'Z':
+		return m.Raw, s.readyForQuery(m)
+	case 'N', 'A': // NoticeResponse, NotificationResponse: not tied to a request
+	case 'S': // ParameterStatus
+		if _, rest, ok := wire.CString(m.Body); !ok {
+			return nil, upstreamViolation("malformed ParameterStatus")
+		} else if _, rest, ok = wire.CString(rest); !ok || len(rest) != 0 {
+			return nil, upstreamViolation("malformed ParameterStatus")
+		}
+	default:
+		// Authentication requests, BackendKeyData (which would reveal the
+		// server's cancel key) and anything unknown have no place here.
+		return nil, upstreamViolation("unexpected message type %q after startup", m.Type)
+	}
+	return m.Raw, nil
+}
+
+// expect checks that the front request is of kind.
+func (s *clientSession) expect(typ byte, kind opKind) *session.Error {
+	if o := s.pipe.front(); o == nil || o.kind != kind {
+		return s.unexpected(typ, o)
+	}
+	return nil
+}
+
+func (s *clientSession) unexpected(typ byte, o *op) *session.Error {
+	if o == nil {
+		return upstreamViolation("message %q with no request pending", typ)
+	}
+	return upstreamViolation("message %q in answer to %v", typ, o.kind)
+}
+
+// backendError handles an ErrorResponse: a FATAL ends the session after it
+// reached the client; an ERROR completes the front request, and after an
+// extended-protocol request the server skips to the next Sync.
+func (s *clientSession) backendError(m wire.Message) ([]byte, *session.Error) {
+	severity, code, message, err := wire.ErrorFields(m.Body)
+	if err != nil {
+		return nil, upstreamViolation("%v", err)
+	}
+	if severity == "FATAL" || severity == "PANIC" {
+		s.cw.write(m.Raw)
+		s.end(session.EndUpstreamClosed, nil)
+		return nil, errSessionOver
+	}
+	o := s.pipe.front()
+	if o == nil {
+		return nil, upstreamViolation("error %s with no request pending", code)
+	}
+	out := m.Raw
+	if o.refused != nil {
+		// The server rejected the stand-in for a refused statement, as it
+		// had to: tell the client why the gateway refused it.
+		refusal := &session.Error{Code: session.CodeInsufficientPrivilege,
+			Message: fmt.Sprintf("pgwarden: statement refused by rule %q", o.refused.Rule),
+			Detail:  o.refused.Reason}
+		out = appendError(nil, severityError, refusal)
+		code, message = refusal.Code, refusal.Message
+	}
+	if !s.complete(o, "", code, message) {
+		return nil, errSessionOver
+	}
+	if o.kind.extended() {
+		s.pipe.pop()
+		s.skipToSync = true
+	}
+	return out, nil
+}
+
+// readyForQuery matches ReadyForQuery to the Sync, Query or FunctionCall it
+// ends.
+func (s *clientSession) readyForQuery(m wire.Message) *session.Error {
+	status, err := wire.ReadyStatus(m.Body)
+	if err != nil {
+		return upstreamViolation("%v", err)
+	}
+	if s.skipToSync {
+		if !s.pipe.popThroughSync() {
+			return upstreamViolation("ReadyForQuery with no Sync pending")
+		}
+		s.skipToSync = false
+	} else {
+		o := s.pipe.front()
+		if o == nil || (o.kind != opSync && o.kind != opQuery && o.kind != opFunctionCall) {
+			return s.unexpected(m.Type, o)
+		}
+		s.pipe.pop()
+	}
+	s.txStatus.Store(uint32(status))
+	if s.lim.IdleTimeout > 0 && s.pipe.pending() == 0 {
+		s.client.SetReadDeadline(time.Now().Add(s.lim.IdleTimeout))
+	}
+	return nil
+}
+
+// complete records the end of a command of o (a CommandComplete, an empty
+// query, a suspended portal or an error), and accounts for a COPY FROM
+// STDIN that it ends. It reports false when the recorder failed.
+func (s *clientSession) complete(o *op, tag, errCode, errMessage string) bool {
+	if o.copyIn {
+		s.pipe.endCopyIn()
+		o.copyIn = false
+	}
+	rows := o.rows
+	o.rows = 0
+	if !s.recording || o.stmt == nil {
+		return true
+	}
+	return s.record(session.Event{Kind: session.KindResult, SessionID: s.info.ID, Time: time.Now(),
+		Result: &session.ResultEvent{Seq: o.stmt.seq, Tag: tag, Rows: rows, Duration: time.Since(o.sent),
+			ErrorCode: errCode, ErrorMessage: errMessage}})
+}
+
+// upstreamReadFailed ends the session after a failed read from the server.
+func (s *clientSession) upstreamReadFailed(err error) {
+	var tooLarge *wire.TooLargeError
+	switch {
+	case errors.As(err, &tooLarge):
+		s.log.Error("pgwarden: server message over the limit", "err", err)
+		s.end(session.EndProtocolError, pgError(session.CodeProgramLimitExceeded,
+			"the database server sent a message larger than the gateway accepts"))
+	case errors.Is(err, wire.ErrMalformed):
+		s.log.Error("pgwarden: malformed message from the server", "err", err)
+		s.end(session.EndProtocolError, upstreamViolation("%v", err))
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, os.ErrDeadlineExceeded):
+		s.end(session.EndUpstreamClosed, pgError(session.CodeConnectionFailure,
+			"the connection to the database server was lost"))
+	default:
+		s.log.Warn("pgwarden: reading from the server failed", "err", err)
+		s.end(session.EndUpstreamClosed, pgError(session.CodeConnectionFailure,
+			"the connection to the database server was lost"))
+	}
+}

@@ -1,0 +1,304 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/pgwarden/pgwarden/internal/wire"
+	"github.com/pgwarden/pgwarden/policy"
+	"github.com/pgwarden/pgwarden/session"
+)
+
+// refusedSQL replaces a refused statement on its way to the server. It is
+// a syntax error, so the server is certain to reject it without effect:
+// an open transaction is aborted, and in the extended protocol the server
+// skips to the next Sync, exactly as if the statement had failed there. The
+// backend relay turns the server's error into the refusal.
+const refusedSQL = "PGWARDEN_REFUSED_STATEMENT"
+
+// refusedQuery is the Query message that carries refusedSQL.
+var refusedQuery = func() []byte {
+	b := []byte{'Q', 0, 0, 0, 0}
+	b = append(b, refusedSQL...)
+	b = append(b, 0)
+	binary.BigEndian.PutUint32(b[1:], uint32(len(b)-1))
+	return b
+}()
+
+// refusedParse returns a Parse message of refusedSQL under the given
+// statement name.
+func refusedParse(name string) []byte {
+	b := []byte{'P', 0, 0, 0, 0}
+	b = append(b, name...)
+	b = append(b, 0)
+	b = append(b, refusedSQL...)
+	b = append(b, 0, 0, 0)
+	binary.BigEndian.PutUint32(b[1:], uint32(len(b)-1))
+	return b
+}
+
+// relayFrontend forwards the client's messages to the server until the
+// session ends, judging every statement on the way.
+func (s *clientSession) relayFrontend() {
+	defer s.sayGoodbye()
+	for {
+		if !s.cr.MessageReady() {
+			if err := s.uw.Flush(); err != nil {
+				s.end(session.EndUpstreamClosed, pgError(session.CodeConnectionFailure, "lost the connection to the database server"))
+				return
+			}
+			s.armIdleTimeout()
+		}
+		m, err := s.cr.Next()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && s.lim.IdleTimeout > 0 && s.pipe.pending() > 0 {
+				// Not idle: a statement is running. Wait on.
+				s.client.SetReadDeadline(time.Time{})
+				continue
+			}
+			s.clientReadFailed(err)
+			return
+		}
+		if ferr := s.frontendMessage(m); ferr != nil {
+			if ferr != errSessionOver {
+				s.end(session.EndProtocolError, ferr)
+			}
+			return
+		}
+	}
+}
+
+// errSessionOver stops the frontend relay without an error of its own:
+// the session already ended (or the client said goodbye).
+var errSessionOver = &session.Error{Code: session.CodeConnectionFailure, Message: "session over"}
+
+// frontendMessage handles one client message.
+func (s *clientSession) frontendMessage(m wire.Message) *session.Error {
+	switch m.Type {
+	case 'Q':
+		sql, err := wire.QueryText(m.Body)
+		if err != nil {
+			return malformed(m.Type)
+		}
+		return s.forwardStatement(m.Raw, opQuery, &statement{protocol: session.ProtocolSimple, sql: sql})
+	case 'P':
+		parse, err := wire.ParseMessage(m.Body)
+		if err != nil {
+			return malformed(m.Type)
+		}
+		return s.forwardStatement(m.Raw, opParse, &statement{protocol: session.ProtocolExtended, sql: parse.Query, name: parse.Name})
+	case 'F':
+		oid, err := wire.FunctionOID(m.Body)
+		if err != nil {
+			return malformed(m.Type)
+		}
+		return s.forwardStatement(m.Raw, opFunctionCall, &statement{protocol: session.ProtocolFunctionCall, fnOID: oid})
+	case 'B':
+		portal, name, err := wire.BindNames(m.Body)
+		if err != nil {
+			return malformed(m.Type)
+		}
+		if _, exists := s.portals[portal]; !exists && s.overLimit(len(s.portals)) {
+			return pgError(session.CodeProgramLimitExceeded, "too many open portals in this session")
+		}
+		s.portals[portal] = s.statements[name]
+		return s.forward(m.Raw, op{kind: opBind})
+	case 'E':
+		portal, err := wire.ExecutePortal(m.Body)
+		if err != nil {
+			return malformed(m.Type)
+		}
+		return s.forward(m.Raw, op{kind: opExecute, stmt: s.portals[portal]})
+	case 'D':
+		if _, _, err := wire.Target(m.Body); err != nil {
+			return malformed(m.Type)
+		}
+		return s.forward(m.Raw, op{kind: opDescribe})
+	case 'C':
+		kind, name, err := wire.Target(m.Body)
+		if err != nil {
+			return malformed(m.Type)
+		}
+		if kind == 'S' {
+			delete(s.statements, name)
+		} else {
+			delete(s.portals, name)
+		}
+		return s.forward(m.Raw, op{kind: opClose})
+	case 'S':
+		return s.forward(m.Raw, op{kind: opSync})
+	case 'H', 'd':
+		// Flush and CopyData expect no answer of their own.
+		return s.write(m.Raw)
+	case 'c', 'f':
+		return s.forward(m.Raw, op{kind: opCopyEnd})
+	case 'X':
+		s.end(session.EndClientExit, nil)
+		return errSessionOver
+	}
+	return pgError(session.CodeProtocolViolation, fmt.Sprintf("invalid frontend message type %d", m.Type))
+}
+
+func malformed(typ byte) *session.Error {
+	return pgError(session.CodeProtocolViolation, fmt.Sprintf("invalid frontend message of type %q", typ))
+}
+
+// forwardStatement judges a statement, records it, tracks prepared
+// statement names, and forwards it, or its refusal in its place.
+func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement) *session.Error {
+	if kind == opParse {
+		if _, exists := s.statements[st.name]; !exists && s.overLimit(len(s.statements)) {
+			return pgError(session.CodeProgramLimitExceeded, "too many prepared statements in this session")
+		}
+	}
+	st.seq = s.seq.Add(1)
+	s.lastStmt.Store(time.Now().UnixNano())
+	st.decision = s.decide(st)
+	if kind == opParse {
+		s.trackParse(st)
+	}
+	if st.decision.Verdict != policy.Allow {
+		switch kind {
+		case opParse:
+			raw = refusedParse(st.name)
+		default:
+			raw = refusedQuery
+		}
+	}
+	return s.sendStatement(raw, kind, st)
+}
+
+// sendStatement records the statement and forwards raw for it.
+func (s *clientSession) sendStatement(raw []byte, kind opKind, st *statement) *session.Error {
+	if s.recording {
+		ev := session.Event{Kind: session.KindStatement, SessionID: s.info.ID, Time: time.Now(),
+			Statement: &session.StatementEvent{Seq: st.seq, Protocol: st.protocol, SQL: st.sql, Name: st.name,
+				FunctionOID: st.fnOID, Verdict: st.decision.Verdict.String(), Rule: st.decision.Rule, Reason: st.decision.Reason}}
+		if !s.record(ev) {
+			return errSessionOver
+		}
+	}
+	o := op{kind: kind, stmt: st}
+	if st.decision.Verdict != policy.Allow {
+		d := st.decision
+		o.refused = &d
+	}
+	return s.forward(raw, o)
+}
+
+// trackParse updates the prepared statements the way the server will: a
+// named statement that exists stays (the server refuses to redefine it); the
+// unnamed one is replaced, or dropped when the new one is refused.
+func (s *clientSession) trackParse(st *statement) {
+	if _, exists := s.statements[st.name]; exists && st.name != "" {
+		return
+	}
+	if st.decision.Verdict != policy.Allow {
+		delete(s.statements, st.name)
+		return
+	}
+	s.statements[st.name] = st
+}
+
+// overLimit reports whether a session holding n prepared statements (or
+// portals) may not create one more.
+func (s *clientSession) overLimit(n int) bool {
+	return s.lim.MaxPreparedStatements > 0 && n >= s.lim.MaxPreparedStatements
+}
+
+// decide asks the policy about a statement; a missing policy, an error or
+// an unknown verdict refuses it (fail closed).
+func (s *clientSession) decide(st *statement) policy.Decision {
+	pol := s.p.Policy
+	if pol == nil {
+		return policy.Decision{Verdict: policy.Block, Rule: "no-policy",
+			Reason: "The gateway has no policy configured, so it refuses every statement."}
+	}
+	q := &policy.Query{Session: s.info, Protocol: st.protocol, SQL: st.sql, StatementName: st.name, FunctionOID: st.fnOID}
+	d, err := pol.Decide(s.ctx, q)
+	if err != nil {
+		s.log.Error("pgwarden: policy failed; statement refused", "err", err, "seq", st.seq)
+		return policy.Decision{Verdict: policy.Block, Rule: "policy-error",
+			Reason: "The policy could not decide about this statement, so the gateway refuses it."}
+	}
+	if d.Verdict != policy.Allow && d.Verdict != policy.Block {
+		return policy.Decision{Verdict: policy.Block, Rule: d.Rule,
+			Reason: fmt.Sprintf("The policy returned %v, which this gateway cannot enforce; the statement is refused.", d.Verdict)}
+	}
+	return d
+}
+
+// forward queues o as awaiting an answer and writes raw to the server.
+func (s *clientSession) forward(raw []byte, o op) *session.Error {
+	o.sent = time.Now()
+	if !s.pipe.tryPush(o) {
+		// Too many requests in flight: let the server catch up.
+		if err := s.uw.Flush(); err != nil {
+			return pgError(session.CodeConnectionFailure, "lost the connection to the database server")
+		}
+		if !s.pipe.pushWait(o) {
+			return errSessionOver
+		}
+	}
+	return s.write(raw)
+}
+
+// write buffers raw for the server.
+func (s *clientSession) write(raw []byte) *session.Error {
+	if _, err := s.uw.Write(raw); err != nil {
+		s.end(session.EndUpstreamClosed, pgError(session.CodeConnectionFailure, "lost the connection to the database server"))
+		return errSessionOver
+	}
+	return nil
+}
+
+// clientReadFailed ends the session after a failed read from the client.
+func (s *clientSession) clientReadFailed(err error) {
+	var tooLarge *wire.TooLargeError
+	switch {
+	case errors.As(err, &tooLarge):
+		s.log.Warn("pgwarden: client message over the limit", "err", err)
+		code := session.CodeProgramLimitExceeded
+		if tooLarge.BeyondProtocol() {
+			code = session.CodeProtocolViolation
+		}
+		s.end(session.EndProtocolError, pgError(code,
+			fmt.Sprintf("message of %d bytes exceeds the gateway's limit of %d bytes", tooLarge.Length, tooLarge.Max)))
+	case errors.Is(err, wire.ErrMalformed):
+		s.end(session.EndProtocolError, pgError(session.CodeProtocolViolation, "invalid message length"))
+	case errors.Is(err, os.ErrDeadlineExceeded) && s.lim.IdleTimeout > 0 && s.pipe.pending() == 0:
+		s.end(session.EndIdleTimeout, pgError(session.CodeIdleSessionTimeout,
+			"terminating connection due to idle-session timeout"))
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		s.end(session.EndClientExit, nil)
+	default:
+		s.end(session.EndClientExit, nil)
+	}
+}
+
+// armIdleTimeout sets the client read deadline before the relay waits for
+// the client: the idle timeout when nothing is pending, none otherwise.
+func (s *clientSession) armIdleTimeout() {
+	if s.lim.IdleTimeout <= 0 {
+		return
+	}
+	if s.pipe.pending() == 0 {
+		s.client.SetReadDeadline(time.Now().Add(s.lim.IdleTimeout))
+	} else {
+		s.client.SetReadDeadline(time.Time{})
+	}
+}
+
+// sayGoodbye ends the upstream session politely: a Terminate message, then
+// the connection is closed.
+func (s *clientSession) sayGoodbye() {
+	s.up.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	s.uw.Write([]byte{'X', 0, 0, 0, 4})
+	s.uw.Flush()
+	s.up.conn.Close()
+}

@@ -1,0 +1,245 @@
+package proxy
+
+import (
+	"sync"
+	"time"
+
+	"github.com/pgwarden/pgwarden/policy"
+	"github.com/pgwarden/pgwarden/session"
+)
+
+// opKind is a client request that the server answers.
+type opKind uint8
+
+const (
+	opQuery        opKind = iota + 1 // Query: answered up to ReadyForQuery
+	opParse                          // ParseComplete
+	opBind                           // BindComplete
+	opDescribe                       // [ParameterDescription] RowDescription | NoData
+	opExecute                        // rows, then CommandComplete | EmptyQueryResponse | PortalSuspended
+	opClose                          // CloseComplete
+	opSync                           // ReadyForQuery
+	opFunctionCall                   // FunctionCallResponse, then ReadyForQuery
+	opCopyEnd                        // CopyDone or CopyFail: no answer of its own
+)
+
+var opNames = [...]string{opQuery: "Query", opParse: "Parse", opBind: "Bind", opDescribe: "Describe",
+	opExecute: "Execute", opClose: "Close", opSync: "Sync", opFunctionCall: "FunctionCall", opCopyEnd: "CopyDone"}
+
+func (k opKind) String() string {
+	if int(k) < len(opNames) && opNames[k] != "" {
+		return opNames[k]
+	}
+	return "op?"
+}
+
+// extended reports whether an error answering k makes the server skip the
+// client's messages up to the next Sync.
+func (k opKind) extended() bool {
+	return k == opParse || k == opBind || k == opDescribe || k == opExecute || k == opClose
+}
+
+// statement is a statement the client sent, as judged. It is immutable once
+// built, so both relay directions may hold it.
+type statement struct {
+	seq      int64
+	protocol session.Protocol
+	sql      string
+	name     string
+	fnOID    uint32
+	decision policy.Decision
+}
+
+// op is one client request awaiting the server's answer. The frontend relay
+// fills it before forwarding the request; from then on only the backend
+// relay touches it.
+type op struct {
+	kind opKind
+	// stmt is the statement a Query, Parse, FunctionCall or Execute is
+	// about (nil for an Execute of a portal the gateway does not know: the
+	// server will refuse it).
+	stmt *statement
+	// refused is set when the gateway replaced the request by one that the
+	// server is certain to reject, to refuse the statement in place: the
+	// server's error is rewritten into the refusal.
+	refused *policy.Decision
+	// sent is when the request was forwarded.
+	sent time.Time
+	// rows counts DataRows of the current command.
+	rows int64
+	// copyIn is set once the server entered COPY FROM STDIN (or COPY BOTH)
+	// for this request.
+	copyIn bool
+}
+
+// pipeline is the queue of requests awaiting answers, in the order the
+// client sent them: the frontend relay pushes, the backend relay pops.
+type pipeline struct {
+	mu     sync.Mutex
+	space  sync.Cond // signalled when ops are popped or the pipeline closes
+	ring   []*op
+	head   int
+	n      int
+	free   []*op
+	max    int // 0: unbounded
+	closed bool
+}
+
+func newPipeline(max int) *pipeline {
+	p := &pipeline{ring: make([]*op, 64), max: max}
+	p.space.L = &p.mu
+	return p
+}
+
+// tryPush appends a request unless the pipeline is full; it reports whether
+// it did. On false the caller must flush what it forwarded (so the server
+// can answer) and call pushWait.
+func (p *pipeline) tryPush(o op) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.max > 0 && p.n >= p.max && !p.closed {
+		return false
+	}
+	p.pushLocked(o)
+	return true
+}
+
+// pushWait appends a request, waiting for room. It returns false if the
+// pipeline was closed.
+func (p *pipeline) pushWait(o op) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.max > 0 && p.n >= p.max && !p.closed {
+		p.space.Wait()
+	}
+	if p.closed {
+		return false
+	}
+	p.pushLocked(o)
+	return true
+}
+
+func (p *pipeline) pushLocked(o op) {
+	if p.n == len(p.ring) {
+		grown := make([]*op, 2*len(p.ring))
+		for i := range p.n {
+			grown[i] = p.ring[(p.head+i)%len(p.ring)]
+		}
+		p.ring, p.head = grown, 0
+	}
+	var slot *op
+	if k := len(p.free); k > 0 {
+		slot = p.free[k-1]
+		p.free = p.free[:k-1]
+	} else {
+		slot = new(op)
+	}
+	*slot = o
+	p.ring[(p.head+p.n)%len(p.ring)] = slot
+	p.n++
+}
+
+// front returns the oldest request that expects an answer, dropping
+// CopyDone/CopyFail markers that reached the front (the server ignores
+// those outside COPY). It returns nil when nothing is pending.
+func (p *pipeline) front() *op {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.n > 0 {
+		o := p.ring[p.head]
+		if o.kind != opCopyEnd {
+			return o
+		}
+		p.popLocked()
+	}
+	return nil
+}
+
+// pop removes the front request. The *op must not be used afterwards.
+func (p *pipeline) pop() {
+	p.mu.Lock()
+	p.popLocked()
+	p.mu.Unlock()
+}
+
+func (p *pipeline) popLocked() {
+	if p.n == 0 {
+		return
+	}
+	o := p.ring[p.head]
+	p.ring[p.head] = nil
+	*o = op{}
+	if len(p.free) < 64 {
+		p.free = append(p.free, o)
+	}
+	p.head = (p.head + 1) % len(p.ring)
+	p.n--
+	p.space.Signal()
+}
+
+// popThroughSync removes requests up to and including the first Sync, as
+// the server skips them after an error in the extended protocol. It reports
+// false when no Sync is pending, which means the server answered a Sync the
+// client never sent.
+func (p *pipeline) popThroughSync() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.n > 0 {
+		kind := p.ring[p.head].kind
+		p.popLocked()
+		if kind == opSync {
+			return true
+		}
+	}
+	return false
+}
+
+// endCopyIn accounts for the requests the server consumed while it was in
+// COPY FROM STDIN for the front request, which has just finished: the Syncs
+// (and Flushes) it ignored up to the CopyDone or CopyFail that ended the
+// copy, that marker itself, or the first other request, which the server
+// took as the reason to abort the copy.
+func (p *pipeline) endCopyIn() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.n > 1 {
+		i := (p.head + 1) % len(p.ring)
+		kind := p.ring[i].kind
+		p.removeLocked(i)
+		if kind != opSync {
+			return
+		}
+	}
+}
+
+// removeLocked removes the request at ring index i (not the front),
+// shifting the ones after it.
+func (p *pipeline) removeLocked(i int) {
+	o := p.ring[i]
+	last := (p.head + p.n - 1) % len(p.ring)
+	for j := i; j != last; j = (j + 1) % len(p.ring) {
+		p.ring[j] = p.ring[(j+1)%len(p.ring)]
+	}
+	p.ring[last] = nil
+	p.n--
+	*o = op{}
+	if len(p.free) < 64 {
+		p.free = append(p.free, o)
+	}
+	p.space.Signal()
+}
+
+// pending returns the number of requests awaiting answers.
+func (p *pipeline) pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
+// close wakes a frontend relay waiting for room; later pushes fail.
+func (p *pipeline) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.space.Broadcast()
+	p.mu.Unlock()
+}

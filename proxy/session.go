@@ -1,0 +1,290 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgwarden/pgwarden/credstore"
+	"github.com/pgwarden/pgwarden/internal/wire"
+	"github.com/pgwarden/pgwarden/session"
+)
+
+// relayBuffer is the size of each direction's write buffer.
+const relayBuffer = 16 << 10
+
+// clientSession is an authenticated client connected to its upstream
+// session. Two goroutines relay it: the frontend relay (client to server)
+// runs on the connection's goroutine, the backend relay (server to client)
+// on its own. They share the pipeline of requests awaiting answers.
+type clientSession struct {
+	p    *Proxy
+	info *session.Info
+	log  *slog.Logger
+	lim  Limits
+	rec  session.Recorder
+	// recording is false when rec is session.Discard, to skip building
+	// events nobody keeps.
+	recording bool
+	recMu     sync.Mutex // events of a session are recorded one at a time
+
+	client net.Conn
+	cr     *wire.Reader
+	cw     clientWriter
+
+	up   *upstreamConn
+	ur   *wire.Reader
+	uw   *bufio.Writer
+	key  gatewayKey
+	pipe *pipeline
+
+	// Frontend relay state.
+	statements map[string]*statement // prepared statements by name
+	portals    map[string]*statement // portals by name, to the statement bound
+	seq        atomic.Int64          // statements sent so far
+	lastStmt   atomic.Int64          // unix nanoseconds of the last statement
+
+	// Backend relay state.
+	skipToSync bool
+	txStatus   atomic.Uint32 // 'I', 'T' or 'E'
+
+	ctx      context.Context // ends when the session ends
+	cancel   context.CancelFunc
+	draining atomic.Bool
+	drainErr atomic.Pointer[session.Error]
+	endOnce  sync.Once
+	reason   session.EndReason
+	endFatal *session.Error
+	expiry   *time.Timer
+
+	cred    credstore.Credential
+	release func()
+	backend chan struct{} // closed when the backend relay returned
+}
+
+// clientWriter is the buffered writer to the client. The backend relay
+// writes to it; end writes the final FATAL from whichever goroutine ends the
+// session. Writes are whole messages under the lock, so they never
+// interleave.
+type clientWriter struct {
+	mu     sync.Mutex
+	w      *bufio.Writer
+	err    error
+	closed bool
+}
+
+func (cw *clientWriter) write(b []byte) error {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	if cw.err != nil {
+		return cw.err
+	}
+	_, cw.err = cw.w.Write(b)
+	return cw.err
+}
+
+func (cw *clientWriter) flush() error {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	if cw.err != nil {
+		return cw.err
+	}
+	cw.err = cw.w.Flush()
+	return cw.err
+}
+
+func newClientSession(cc *clientConn, info *session.Info, up *upstreamConn, cred credstore.Credential, release func(), lim Limits) *clientSession {
+	rec := cc.p.recorder()
+	s := &clientSession{
+		p: cc.p, info: info, log: cc.log, lim: lim, rec: rec, recording: rec != session.Discard,
+		client: cc.conn, cr: cc.rd,
+		up: up, ur: wire.NewReader(up.conn, lim.MaxUpstreamMessageSize), uw: bufio.NewWriterSize(up.conn, relayBuffer),
+		pipe:       newPipeline(lim.MaxPipeline),
+		statements: map[string]*statement{},
+		portals:    map[string]*statement{},
+		cred:       cred, release: release,
+		backend: make(chan struct{}),
+	}
+	s.cw.w = bufio.NewWriterSize(cc.conn, relayBuffer)
+	s.cr.SetMaxBody(lim.MaxMessageSize)
+	s.txStatus.Store(uint32(up.tx))
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// start records the session's start, registers it and tells the client it
+// is in: AuthenticationOk, the server's parameters, the gateway's
+// BackendKeyData and ReadyForQuery.
+func (s *clientSession) start(ctx context.Context) *session.Error {
+	if s.recording {
+		ev := session.Event{Kind: session.KindSessionStart, SessionID: s.info.ID, Time: s.info.StartedAt,
+			Start: &session.StartEvent{Info: *s.info.Clone()}}
+		if err := s.rec.Record(ctx, ev); err != nil {
+			s.log.Error("pgwarden: recording the session start failed; session refused", "err", err)
+			return pgError(session.CodeSystemError, "the gateway could not record the session")
+		}
+	}
+	s.p.mu.Lock()
+	if s.p.closing.Load() {
+		s.p.mu.Unlock()
+		return pgError(session.CodeAdminShutdown, "terminating connection because the gateway is shutting down")
+	}
+	s.p.registerLocked(s)
+	s.p.mu.Unlock()
+
+	buf, _ := (&pgproto3.AuthenticationOk{}).Encode(nil)
+	for name, value := range s.up.params {
+		buf, _ = (&pgproto3.ParameterStatus{Name: name, Value: value}).Encode(buf)
+	}
+	buf, _ = (&pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: s.key.secret[:]}).Encode(buf)
+	buf, _ = (&pgproto3.ReadyForQuery{TxStatus: s.up.tx}).Encode(buf)
+	if err := s.cw.write(buf); err != nil || s.cw.flush() != nil {
+		s.end(session.EndClientExit, nil)
+	}
+	s.log.Info("pgwarden: session started", "upstream_user", s.info.UpstreamUser)
+	return nil
+}
+
+// run relays the session until it ends, then cleans up. It runs on the
+// connection's goroutine.
+func (s *clientSession) run() {
+	if at := s.expiresAt(); !at.IsZero() {
+		s.expiry = time.AfterFunc(time.Until(at), func() {
+			s.end(session.EndExpired, pgError(session.CodeInvalidAuthorization,
+				"terminating connection because its credential expired"))
+		})
+	}
+	go func() {
+		defer close(s.backend)
+		s.relayBackend()
+	}()
+	s.relayFrontend()
+	<-s.backend
+	s.finish()
+}
+
+// expiresAt is when the identity's proof or the database credential expire,
+// whichever is first (zero: never).
+func (s *clientSession) expiresAt() time.Time {
+	a, b := s.info.Identity.ExpiresAt, s.cred.ExpiresAt
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero() || a.Before(b):
+		return a
+	}
+	return b
+}
+
+// end ends the session once: it sends the client fatal (when not nil),
+// closes the client connection and makes sure the relays stop. The frontend
+// relay then says goodbye to the server. Safe from any goroutine.
+func (s *clientSession) end(reason session.EndReason, fatal *session.Error) {
+	s.endOnce.Do(func() {
+		s.reason, s.endFatal = reason, fatal
+		// Unblock a backend relay stuck writing to a client that does not
+		// read, and a frontend relay stuck writing to the server.
+		s.client.SetWriteDeadline(time.Now().Add(time.Second))
+		s.up.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		s.cw.mu.Lock()
+		if s.cw.err == nil {
+			// Deliver what the backend relay buffered (it is whole
+			// messages), then the reason.
+			if fatal != nil {
+				s.cw.w.Write(appendError(nil, severityFatal, fatal))
+			}
+			s.cw.w.Flush()
+		}
+		s.cw.closed = true
+		s.cw.err = net.ErrClosed
+		s.cw.mu.Unlock()
+		s.client.Close()
+		s.pipe.close()
+		s.cancel()
+		// The backend relay may be blocked reading a server that is
+		// busy; the frontend relay closes the upstream when it returns,
+		// this deadline is the backstop.
+		s.up.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	})
+}
+
+// finish runs after both relays returned.
+func (s *clientSession) finish() {
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	s.up.conn.Close()
+	s.p.unregister(s)
+	s.release()
+	ev := session.EndEvent{Reason: s.reason, Statements: s.seq.Load()}
+	if s.endFatal != nil {
+		ev.ErrorCode, ev.Message = s.endFatal.Code, s.endFatal.Message
+	}
+	if s.recording {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.rec.Record(ctx, session.Event{Kind: session.KindSessionEnd, SessionID: s.info.ID,
+			Time: time.Now(), End: &ev}); err != nil {
+			s.log.Error("pgwarden: recording the session end failed", "err", err)
+		}
+		cancel()
+	}
+	s.log.Info("pgwarden: session ended", "reason", s.reason, "statements", ev.Statements,
+		"duration", time.Since(s.info.StartedAt).Round(time.Millisecond))
+}
+
+// drain asks the session to end with fatal as soon as it is idle (no
+// request pending, no transaction open), now if it already is.
+func (s *clientSession) drain(fatal *session.Error) {
+	s.drainErr.Store(fatal)
+	s.draining.Store(true)
+	if s.idle() {
+		s.end(session.EndShutdown, fatal)
+	}
+}
+
+// idle reports whether no request is pending and no transaction is open.
+func (s *clientSession) idle() bool {
+	return s.pipe.pending() == 0 && s.txStatus.Load() == 'I'
+}
+
+func (s *clientSession) status() SessionStatus {
+	st := SessionStatus{Info: *s.info.Clone(), Statements: s.seq.Load()}
+	if t := s.lastStmt.Load(); t != 0 {
+		st.LastStatement = time.Unix(0, t)
+	}
+	switch {
+	case s.pipe.pending() > 0:
+		st.State = "active"
+	case s.txStatus.Load() == 'T':
+		st.State = "idle in transaction"
+	case s.txStatus.Load() == 'E':
+		st.State = "idle in failed transaction"
+	default:
+		st.State = "idle"
+	}
+	return st
+}
+
+// record sends an event to the recorder. A failure ends the session (fail
+// closed) and is reported as false.
+func (s *clientSession) record(ev session.Event) bool {
+	if !s.recording {
+		return true
+	}
+	s.recMu.Lock()
+	err := s.rec.Record(s.ctx, ev)
+	s.recMu.Unlock()
+	if err != nil {
+		s.log.Error("pgwarden: recording failed; ending the session", "err", err)
+		s.end(session.EndRecorderFailed, pgError(session.CodeSystemError,
+			"terminating connection because the gateway could not record it"))
+		return false
+	}
+	return true
+}

@@ -1,0 +1,114 @@
+package session
+
+import "time"
+
+// EventKind says which of an Event's payloads is set.
+type EventKind string
+
+// The kinds of events a session produces, in the order they can occur.
+const (
+	// KindSessionStart: the client authenticated and the upstream session
+	// is ready. Payload: Start.
+	KindSessionStart EventKind = "session.start"
+	// KindStatement: a statement was judged and is about to be forwarded
+	// (or was refused). It is recorded before the statement reaches the
+	// server. Payload: Statement.
+	KindStatement EventKind = "statement"
+	// KindResult: the server finished a statement. Payload: Result.
+	KindResult EventKind = "result"
+	// KindSessionEnd: the session is over. Payload: End.
+	KindSessionEnd EventKind = "session.end"
+)
+
+// Event is one thing that happened in a session. It is a plain value that
+// marshals to JSON; exactly one payload, the one named by Kind, is set.
+type Event struct {
+	Kind      EventKind       `json:"kind"`
+	SessionID string          `json:"session"`
+	Time      time.Time       `json:"time"`
+	Start     *StartEvent     `json:"start,omitempty"`
+	Statement *StatementEvent `json:"statement,omitempty"`
+	Result    *ResultEvent    `json:"result,omitempty"`
+	End       *EndEvent       `json:"end,omitempty"`
+}
+
+// StartEvent opens a session's record.
+type StartEvent struct {
+	Info Info `json:"info"`
+}
+
+// Protocol is the path a statement took on the wire.
+type Protocol string
+
+// The protocol paths a statement can take.
+const (
+	// ProtocolSimple: a Query message (one or more statements as text).
+	ProtocolSimple Protocol = "simple"
+	// ProtocolExtended: a Parse message (later bound and executed).
+	ProtocolExtended Protocol = "extended"
+	// ProtocolFunctionCall: a FunctionCall message (the fast-path interface,
+	// used by large-object functions in libpq).
+	ProtocolFunctionCall Protocol = "function-call"
+)
+
+// StatementEvent records a statement the client sent and what the gateway
+// decided about it.
+type StatementEvent struct {
+	// Seq numbers the session's statements from 1; results refer to it.
+	Seq int64 `json:"seq"`
+	// Protocol is the path the statement took.
+	Protocol Protocol `json:"protocol"`
+	// SQL is the statement text as the client sent it.
+	SQL string `json:"sql,omitempty"`
+	// Name is the prepared statement's name (extended protocol; empty for
+	// the unnamed statement).
+	Name string `json:"name,omitempty"`
+	// FunctionOID is the function called (function-call protocol).
+	FunctionOID uint32 `json:"function_oid,omitempty"`
+	// Verdict, Rule and Reason are the policy's decision.
+	Verdict string `json:"verdict"`
+	Rule    string `json:"rule,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// ResultEvent records how the server finished a statement (one per command
+// completed, error or empty query).
+type ResultEvent struct {
+	// Seq is the StatementEvent this result belongs to.
+	Seq int64 `json:"seq"`
+	// Tag is the command tag, for example "SELECT 3".
+	Tag string `json:"tag,omitempty"`
+	// Rows is the number of rows the client received for this command.
+	Rows int64 `json:"rows"`
+	// Duration is from forwarding the statement (or the Execute) to its
+	// completion.
+	Duration time.Duration `json:"duration"`
+	// ErrorCode and ErrorMessage are set when the command failed.
+	ErrorCode    string `json:"error_code,omitempty"`
+	ErrorMessage string `json:"error_message,omitempty"`
+}
+
+// EndReason says why a session ended.
+type EndReason string
+
+// Why sessions end.
+const (
+	EndClientExit     EndReason = "client-exit"
+	EndTerminated     EndReason = "terminated"
+	EndShutdown       EndReason = "shutdown"
+	EndUpstreamClosed EndReason = "upstream-closed"
+	EndProtocolError  EndReason = "protocol-error"
+	EndIdleTimeout    EndReason = "idle-timeout"
+	EndRecorderFailed EndReason = "recorder-failed"
+	EndExpired        EndReason = "expired"
+)
+
+// EndEvent closes a session's record.
+type EndEvent struct {
+	Reason EndReason `json:"reason"`
+	// ErrorCode and Message are the FATAL error the client was sent, if any.
+	ErrorCode string `json:"error_code,omitempty"`
+	Message   string `json:"message,omitempty"`
+	// Statements is how many statements the session sent.
+	Statements int64 `json:"statements"`
+}
