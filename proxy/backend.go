@@ -239,7 +239,7 @@ func (s *clientSession) readyForQuery(m wire.Message) *session.Error {
 	}
 	s.txStatus.Store(uint32(status))
 	if s.lim.IdleTimeout > 0 && s.pipe.pending() == 0 {
-		s.client.SetReadDeadline(time.Now().Add(s.lim.IdleTimeout))
+		s.armReadDeadline(time.Now().Add(s.lim.IdleTimeout))
 	}
 	return nil
 }
@@ -266,6 +266,9 @@ func (s *clientSession) complete(o *op, tag, errCode, errMessage string) bool {
 func (s *clientSession) upstreamReadFailed(err error) {
 	var tooLarge *wire.TooLargeError
 	switch {
+	case errors.As(err, &tooLarge) && tooLarge.BeyondProtocol():
+		s.log.Error("pgwarden: invalid message length from the server", "err", err)
+		s.end(session.EndProtocolError, upstreamViolation("%v", err))
 	case errors.As(err, &tooLarge):
 		s.log.Error("pgwarden: server message over the limit", "err", err)
 		s.end(session.EndProtocolError, pgError(session.CodeProgramLimitExceeded,

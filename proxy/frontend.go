@@ -56,9 +56,12 @@ func (s *clientSession) relayFrontend() {
 		}
 		m, err := s.cr.Next()
 		if err != nil {
+			if s.ctx.Err() != nil {
+				return // the session ended elsewhere
+			}
 			if errors.Is(err, os.ErrDeadlineExceeded) && s.lim.IdleTimeout > 0 && s.pipe.pending() > 0 {
 				// Not idle: a statement is running. Wait on.
-				s.client.SetReadDeadline(time.Time{})
+				s.armReadDeadline(time.Time{})
 				continue
 			}
 			s.clientReadFailed(err)
@@ -288,9 +291,9 @@ func (s *clientSession) armIdleTimeout() {
 		return
 	}
 	if s.pipe.pending() == 0 {
-		s.client.SetReadDeadline(time.Now().Add(s.lim.IdleTimeout))
+		s.armReadDeadline(time.Now().Add(s.lim.IdleTimeout))
 	} else {
-		s.client.SetReadDeadline(time.Time{})
+		s.armReadDeadline(time.Time{})
 	}
 }
 

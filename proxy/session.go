@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -182,9 +183,11 @@ func (s *clientSession) expiresAt() time.Time {
 	return b
 }
 
-// end ends the session once: it sends the client fatal (when not nil),
-// closes the client connection and makes sure the relays stop. The frontend
-// relay then says goodbye to the server. Safe from any goroutine.
+// end ends the session once: it sends the client fatal (when not nil) after
+// whatever the backend relay had buffered, shuts down the sending side of
+// the client connection, and wakes both relays so that they return. The
+// frontend relay then says goodbye to the server, and finish closes the
+// client connection. Safe from any goroutine.
 func (s *clientSession) end(reason session.EndReason, fatal *session.Error) {
 	s.endOnce.Do(func() {
 		s.reason, s.endFatal = reason, fatal
@@ -194,24 +197,46 @@ func (s *clientSession) end(reason session.EndReason, fatal *session.Error) {
 		s.up.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		s.cw.mu.Lock()
 		if s.cw.err == nil {
-			// Deliver what the backend relay buffered (it is whole
-			// messages), then the reason.
 			if fatal != nil {
 				s.cw.w.Write(appendError(nil, severityFatal, fatal))
 			}
 			s.cw.w.Flush()
 		}
-		s.cw.closed = true
 		s.cw.err = net.ErrClosed
 		s.cw.mu.Unlock()
-		s.client.Close()
+		// Half-close rather than close: closing with unread client bytes
+		// would reset the connection and could destroy the FATAL before
+		// the client read it. finish drains and closes.
+		if cw, ok := s.client.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		s.cancel() // before the deadline below: see armReadDeadline
+		s.client.SetReadDeadline(time.Now())
 		s.pipe.close()
-		s.cancel()
 		// The backend relay may be blocked reading a server that is
 		// busy; the frontend relay closes the upstream when it returns,
 		// this deadline is the backstop.
 		s.up.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	})
+}
+
+// armReadDeadline sets the client read deadline (the idle timeout), unless
+// the session has ended: end cancels the context before it sets a deadline
+// in the past, so a deadline set here after that is put back.
+func (s *clientSession) armReadDeadline(t time.Time) {
+	s.client.SetReadDeadline(t)
+	if s.ctx.Err() != nil {
+		s.client.SetReadDeadline(time.Now())
+	}
+}
+
+// drainAndClose closes the client connection after reading (and dropping)
+// what the client still sends, for a bounded time, so that the close does
+// not reset the connection before the client read the last error.
+func (s *clientSession) drainAndClose() {
+	s.client.SetReadDeadline(time.Now().Add(time.Second))
+	io.Copy(io.Discard, io.LimitReader(s.client, 4<<20))
+	s.client.Close()
 }
 
 // finish runs after both relays returned.
@@ -220,6 +245,7 @@ func (s *clientSession) finish() {
 		s.expiry.Stop()
 	}
 	s.up.conn.Close()
+	s.drainAndClose()
 	s.p.unregister(s)
 	s.release()
 	ev := session.EndEvent{Reason: s.reason, Statements: s.seq.Load()}

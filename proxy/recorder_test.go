@@ -1,0 +1,111 @@
+package proxy_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgwarden/pgwarden/proxy"
+	"github.com/pgwarden/pgwarden/session"
+)
+
+func TestRecorderSeesTheSessionInOrder(t *testing.T) {
+	g := startGateway(t, func(p *proxy.Proxy) { p.Policy = blockForbidden })
+	ctx := testContext(t)
+	conn, err := pgx.Connect(ctx, g.dsn("alice", alicePassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Exec(ctx, "select g from generate_series(1, 3) g", pgx.QueryExecModeSimpleProtocol)
+	conn.Exec(ctx, "select $1::int", 5)
+	conn.Exec(ctx, "select 'forbidden'", pgx.QueryExecModeSimpleProtocol)
+	conn.Close(ctx)
+	waitFor(t, func() bool {
+		evs := g.rec.snapshot()
+		return len(evs) > 0 && evs[len(evs)-1].Kind == session.KindSessionEnd
+	})
+
+	evs := g.rec.snapshot()
+	if evs[0].Kind != session.KindSessionStart || evs[0].Start.Info.Identity.Subject != "alice" ||
+		evs[0].Start.Info.UpstreamUser != rwRole {
+		t.Fatalf("first event %+v", evs[0])
+	}
+	var statements []*session.StatementEvent
+	results := map[int64][]*session.ResultEvent{}
+	for _, ev := range evs {
+		if ev.SessionID != evs[0].SessionID {
+			t.Fatal("events of another session")
+		}
+		switch ev.Kind {
+		case session.KindStatement:
+			statements = append(statements, ev.Statement)
+		case session.KindResult:
+			if len(statements) == 0 || ev.Result.Seq > statements[len(statements)-1].Seq {
+				t.Fatalf("result %+v recorded before its statement", ev.Result)
+			}
+			results[ev.Result.Seq] = append(results[ev.Result.Seq], ev.Result)
+		}
+	}
+	if len(statements) != 3 {
+		t.Fatalf("%d statements recorded", len(statements))
+	}
+	first, second, third := statements[0], statements[1], statements[2]
+	if first.Protocol != session.ProtocolSimple || first.Verdict != "allow" || results[first.Seq][0].Rows != 3 ||
+		results[first.Seq][0].Tag != "SELECT 3" {
+		t.Fatalf("first statement %+v, results %+v", first, results[first.Seq])
+	}
+	if second.Protocol != session.ProtocolExtended || second.SQL != "select $1::int" || len(results[second.Seq]) != 1 ||
+		results[second.Seq][0].Tag != "SELECT 1" {
+		t.Fatalf("second statement %+v, results %+v", second, results[second.Seq])
+	}
+	if third.Verdict != "block" || third.Rule != "no-forbidden" || results[third.Seq][0].ErrorCode != "42501" {
+		t.Fatalf("third statement %+v, results %+v", third, results[third.Seq])
+	}
+	if end := evs[len(evs)-1].End; end.Reason != session.EndClientExit || end.Statements != 3 {
+		t.Fatalf("end %+v", end)
+	}
+}
+
+func TestRecorderFailureFailsClosed(t *testing.T) {
+	g := startGateway(t, nil)
+	ctx := testContext(t)
+	setup := connect(t, g.dsn("alice", alicePassword))
+	if _, err := setup.Exec(ctx, "create table if not exists unrecorded(n int)"); err != nil {
+		t.Fatal(err)
+	}
+	g.rec.mu.Lock()
+	g.rec.fail = func(ev session.Event) error {
+		if ev.Kind == session.KindStatement && ev.Statement.SQL == "insert into unrecorded values (1)" {
+			return errors.New("disk full")
+		}
+		return nil
+	}
+	g.rec.mu.Unlock()
+	c := connectRaw(t, g.dsn("alice", alicePassword))
+	err := execErr(ctx, c, "insert into unrecorded values (1)")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Severity != "FATAL" {
+		t.Fatalf("err = %v, want a FATAL: a statement that cannot be recorded must not run", err)
+	}
+	var n int
+	if err := setup.QueryRow(ctx, "select count(*) from unrecorded").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the unrecorded statement ran: %d rows, %v", n, err)
+	}
+}
+
+func TestRecorderFailingAtStartRefusesTheSession(t *testing.T) {
+	g := startGateway(t, nil)
+	g.rec.fail = func(ev session.Event) error {
+		if ev.Kind == session.KindSessionStart {
+			return errors.New("audit store down")
+		}
+		return nil
+	}
+	_, err := pgx.Connect(context.Background(), g.dsn("alice", alicePassword))
+	if pgCode(err) != "58000" {
+		t.Fatalf("err = %v, want SQLSTATE 58000", err)
+	}
+}
