@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,11 +27,28 @@ import (
 var pg *pgtest.Cluster
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if fuzzing() {
+		// Fuzz targets exercise the relay in memory; fuzz workers need
+		// no database.
+		os.Exit(m.Run())
+	}
 	os.Exit(pgtest.Main(m, pgtest.Options{
 		TLS:      true,
 		Database: "app",
 		HBA:      []string{"host all app_md5 127.0.0.1/32 md5"},
 	}, &pg))
+}
+
+// fuzzing reports whether this process runs fuzz targets (go test -fuzz,
+// or one of its workers).
+func fuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }
 
 // Upstream roles the gateway logs in as. Clients never see these passwords.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/credstore"
+	"github.com/pgwarden/pgwarden/internal/sockio"
 	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/session"
 )
@@ -139,6 +140,7 @@ func (p *Proxy) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
+		c = sockio.Wrap(c)
 		if !p.trackConn(c, true) {
 			c.Close()
 			continue

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgwarden/pgwarden/credstore"
+	"github.com/pgwarden/pgwarden/internal/sockio"
 	"github.com/pgwarden/pgwarden/internal/wire"
 	"github.com/pgwarden/pgwarden/session"
 )
@@ -101,8 +102,16 @@ func (u *Upstream) connect(ctx context.Context, cred credstore.Credential, datab
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = defaultConnectTimeout
 	}
+	dial := cfg.DialFunc
 	if u.DialFunc != nil {
-		cfg.DialFunc = u.DialFunc
+		dial = u.DialFunc
+	}
+	cfg.DialFunc = func(ctx context.Context, network, address string) (net.Conn, error) {
+		c, err := dial(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		return sockio.Wrap(c), nil
 	}
 	cfg.RuntimeParams = params
 	cfg.KerberosSrvName, cfg.KerberosSpn = "", ""
