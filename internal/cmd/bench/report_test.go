@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{7}, 7},
+		{[]float64{3, 1, 2}, 2},
+		{[]float64{4, 1, 3, 2}, 2.5},
+		{[]float64{10, 1000, 11}, 11}, // one outlier does not move it
+	} {
+		in := slices.Clone(tc.in)
+		if got := median(in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+		if !slices.Equal(in, tc.in) {
+			t.Errorf("median modified its input: %v", in)
+		}
+	}
+}
+
+func TestRatio(t *testing.T) {
+	if got := ratio(900, 1000); got != 0.9 {
+		t.Errorf("ratio(900, 1000) = %v", got)
+	}
+	if got := ratio(5, 0); got != 0 {
+		t.Errorf("ratio(5, 0) = %v, want 0", got)
+	}
+	if got := ratio(math.Inf(1), 1); got != 0 {
+		t.Errorf("ratio(+Inf, 1) = %v, want 0", got)
+	}
+}
+
+func ptr(v float64) *float64 { return &v }
+
+func TestSummarize(t *testing.T) {
+	var runs []runResult
+	add := func(round int, target string, tps, lat float64, cpu *float64) {
+		runs = append(runs, runResult{Round: round, Clients: 1, Mode: "simple", Target: target, TPS: tps, LatencyMs: lat, CPUUsPerTx: cpu})
+	}
+	// Three rounds; each target has one outlier round.
+	add(1, "direct", 1000, 1.0, nil)
+	add(2, "direct", 1100, 0.9, nil)
+	add(3, "direct", 100, 9.0, nil)
+	add(1, "pgwarden", 800, 1.25, ptr(30))
+	add(2, "pgwarden", 900, 1.1, ptr(20))
+	add(3, "pgwarden", 5000, 0.2, ptr(25))
+	add(1, "pgbouncer", 700, 1.4, ptr(50))
+	add(2, "pgbouncer", 750, 1.3, ptr(40))
+	add(3, "pgbouncer", 10, 99, ptr(45))
+	// A run of another line must not be mixed in.
+	runs = append(runs, runResult{Round: 1, Clients: 8, Mode: "simple", Target: "pgwarden", TPS: 1, LatencyMs: 1})
+
+	rows := summarize(runs, []int{1}, []string{"simple"})
+	if len(rows) != 1 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	r := rows[0]
+	near := func(name string, got, want float64) {
+		t.Helper()
+		if math.Abs(got-want) > 1e-9 {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	near("direct tps", r.Direct.TPS, 1000)
+	near("pgwarden tps", r.Pgwarden.TPS, 900)
+	near("pgbouncer tps", r.Pgbouncer.TPS, 700)
+	near("pgwarden/direct", r.PgwardenPerDirect, 0.9)
+	near("pgbouncer/direct", r.PgbouncerPerDirect, 0.7)
+	near("pgwarden/pgbouncer", r.PgwardenPerPgbouncer, 900.0/700)
+	near("added latency pgwarden", r.AddedLatencyPgwardenUs, 100)   // 1.1 - 1.0 ms
+	near("added latency pgbouncer", r.AddedLatencyPgbouncerUs, 400) // 1.4 - 1.0 ms
+	if r.Direct.CPUUsPerTx != nil {
+		t.Errorf("direct CPU = %v, want none", *r.Direct.CPUUsPerTx)
+	}
+	near("pgwarden cpu", *r.Pgwarden.CPUUsPerTx, 25)
+	near("pgbouncer cpu", *r.Pgbouncer.CPUUsPerTx, 45)
+	if r.Pgwarden.Runs != 3 {
+		t.Errorf("pgwarden runs = %d, want 3", r.Pgwarden.Runs)
+	}
+
+	v := verdicts(rows)
+	if len(v) != 1 || !strings.Contains(v[0], "tps ≥ pgbouncer: yes") || !strings.Contains(v[0], "latency ≤ pgbouncer: yes") {
+		t.Errorf("verdicts = %q", v)
+	}
+	var table bytes.Buffer
+	writeTable(&table, rows)
+	if lines := strings.Split(strings.TrimSpace(table.String()), "\n"); len(lines) != 3 ||
+		!strings.HasPrefix(lines[2], "| 1 | simple | 1000 | 900 | 700 | 0.900 | 0.700 | 1.286 | +100.0 | +400.0 | 25.0 | 45.0 |") {
+		t.Errorf("table:\n%s", table.String())
+	}
+}
+
+func TestVerdictsOnlyTPSAboveOneClient(t *testing.T) {
+	v := verdicts([]summaryRow{{Clients: 8, Mode: "prepared", Pgwarden: stats{TPS: 90}, Pgbouncer: stats{TPS: 100}}})
+	if !strings.Contains(v[0], "tps ≥ pgbouncer: NO") || strings.Contains(v[0], "latency") {
+		t.Errorf("verdict = %q", v[0])
+	}
+}
+
+func TestRotate(t *testing.T) {
+	ts := []string{"a", "b", "c"}
+	for k, want := range [][]string{{"a", "b", "c"}, {"b", "c", "a"}, {"c", "a", "b"}, {"a", "b", "c"}} {
+		if got := rotate(ts, k); !slices.Equal(got, want) {
+			t.Errorf("rotate(%d) = %v, want %v", k, got, want)
+		}
+	}
+	if !slices.Equal(ts, []string{"a", "b", "c"}) {
+		t.Errorf("rotate modified its input")
+	}
+}
