@@ -1,0 +1,100 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pgwarden/pgwarden/auth"
+)
+
+// runCLI runs the command line args with stdin and returns the exit code,
+// stdout and stderr.
+func runCLI(args []string, stdin string) (int, string, string) {
+	var stdout, stderr strings.Builder
+	code := run(args, strings.NewReader(stdin), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{nil, {"frobnicate"}} {
+		code, _, stderr := runCLI(args, "")
+		if code != exitUsage || !strings.Contains(stderr, "Usage:") {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and the usage", args, code, stderr)
+		}
+		for _, cmd := range []string{"serve --config", "check --config", "hash-password", "demo [--listen"} {
+			if !strings.Contains(stderr, cmd) {
+				t.Errorf("usage does not list %q", cmd)
+			}
+		}
+	}
+	if code, stdout, _ := runCLI([]string{"help"}, ""); code != exitOK || !strings.Contains(stdout, "Usage:") {
+		t.Errorf("help: exit %d, stdout %q", code, stdout)
+	}
+}
+
+func TestCheckCommand(t *testing.T) {
+	good := writeFile(t, minimal)
+	code, stdout, stderr := runCLI([]string{"check", "--config", good}, "")
+	if code != exitOK || stdout != "config OK\n" {
+		t.Errorf("check good config: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	bad := writeFile(t, minimal+"unknown_key: 1\n")
+	code, stdout, stderr = runCLI([]string{"check", "--config", bad}, "")
+	if code != exitError || stdout != "" || !strings.Contains(stderr, "line 11: unknown_key: field unknown_key not found") {
+		t.Errorf("check bad config: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	// check also reads the files the configuration names.
+	missing := writeFile(t, "tls: {cert: a.crt, key: a.key}\n"+minimal)
+	code, _, stderr = runCLI([]string{"check", "--config", missing}, "")
+	if code != exitError || !strings.Contains(stderr, "line 1: tls:") {
+		t.Errorf("check with a missing certificate: exit %d, stderr %q", code, stderr)
+	}
+
+	code, _, stderr = runCLI([]string{"check", "--config", filepath.Join(t.TempDir(), "absent.yaml")}, "")
+	if code != exitError || !strings.Contains(stderr, "absent.yaml") {
+		t.Errorf("check absent file: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, _ := runCLI([]string{"check"}, ""); code != exitUsage {
+		t.Errorf("check without --config: exit %d, want %d", code, exitUsage)
+	}
+}
+
+func TestServeCommandConfigError(t *testing.T) {
+	bad := writeFile(t, "upstream: {}\n")
+	code, _, stderr := runCLI([]string{"serve", "--config", bad}, "")
+	if code != exitError || !strings.Contains(stderr, "upstream.address: is required") {
+		t.Errorf("serve with a bad config: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, _ := runCLI([]string{"serve", "extra"}, ""); code != exitUsage {
+		t.Errorf("serve with an argument: exit %d, want %d", code, exitUsage)
+	}
+}
+
+func TestHashPassword(t *testing.T) {
+	code, stdout, stderr := runCLI([]string{"hash-password"}, "correct horse battery staple\r\n")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	verifier := strings.TrimSuffix(stdout, "\n")
+	if !strings.HasPrefix(verifier, "SCRAM-SHA-256$4096:") || strings.Contains(stdout, "horse") {
+		t.Fatalf("output %q is not a verifier", stdout)
+	}
+	if _, err := auth.NewStatic(auth.User{Name: "u", Verifier: verifier}); err != nil {
+		t.Errorf("auth.NewStatic refuses the verifier: %v", err)
+	}
+	// The verifier works in a configuration file as written.
+	text := strings.Replace(minimal, "password: alice-secret", `scram: "`+verifier+`"`, 1)
+	if _, err := loadConfig(writeFile(t, text)); err != nil {
+		t.Errorf("config with the verifier: %v", err)
+	}
+
+	if code, _, stderr := runCLI([]string{"hash-password"}, "\n"); code != exitError || !strings.Contains(stderr, "no password") {
+		t.Errorf("empty password: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, _ := runCLI([]string{"hash-password"}, ""); code != exitError {
+		t.Errorf("no input: exit %d, want %d", code, exitError)
+	}
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// config is the gateway's YAML configuration file. The keys (the yaml
+// tags below) are a contract that operators script against: add keys, never
+// rename or remove them. See the example in README.md.
+//
+// A config returned by loadConfig is checked and complete: defaults are
+// filled in and relative paths are absolute.
+type config struct {
+	// Listen is the TCP address clients connect to. Default 127.0.0.1:6432.
+	Listen envString `yaml:"listen"`
+	// TLS, when present, is offered to clients.
+	TLS *tlsConfig `yaml:"tls"`
+	// Upstream is the PostgreSQL server.
+	Upstream upstreamConfig `yaml:"upstream"`
+	// Auth says who may connect.
+	Auth authConfig `yaml:"auth"`
+	// Credentials are what the gateway logs in to the server with.
+	Credentials credentialsConfig `yaml:"credentials"`
+	// Policy decides about statements. Absent: every statement is refused.
+	Policy *policyConfig `yaml:"policy"`
+	// StartupParameters are startup parameters clients may set in addition
+	// to proxy.DefaultStartupParameters.
+	StartupParameters []envString `yaml:"startup_parameters"`
+	// Limits bound what clients can make the gateway do.
+	Limits limitsConfig `yaml:"limits"`
+	// Log configures the gateway's own logs.
+	Log logConfig `yaml:"log"`
+
+	// file is the configuration file's path, as given.
+	file string
+	// loc finds the line of a key path, for error messages.
+	loc *locator
+	// warnings are things that are allowed but probably not intended.
+	warnings []string
+}
+
+// tlsConfig is the client-facing TLS section.
+type tlsConfig struct {
+	// Cert and Key are PEM files: the server certificate (chain) and its
+	// private key. Relative paths are relative to the config file.
+	Cert envString `yaml:"cert"`
+	Key  envString `yaml:"key"`
+	// AllowPlaintext lets clients connect without TLS. Default false.
+	AllowPlaintext envBool `yaml:"allow_plaintext"`
+}
+
+// Upstream TLS modes.
+const (
+	upstreamTLSDisable    = "disable"
+	upstreamTLSRequire    = "require"
+	upstreamTLSVerifyFull = "verify-full"
+)
+
+// upstreamConfig is the PostgreSQL server section.
+type upstreamConfig struct {
+	// Address is host:port, or the path of the server's Unix socket
+	// (/dir/.s.PGSQL.5432). Required.
+	Address envString `yaml:"address"`
+	// TLS is disable, require (encrypted, server not verified) or
+	// verify-full (encrypted, certificate checked against CA and the host
+	// name of Address). Default: disable for a Unix socket or a loopback
+	// address (localhost, 127.0.0.0/8, ::1), verify-full otherwise.
+	TLS envString `yaml:"tls"`
+	// CA is a PEM bundle of the authorities that verify the server with
+	// verify-full; empty means the system's roots. Relative to the config
+	// file.
+	CA envString `yaml:"ca"`
+	// ConnectTimeout bounds connecting and logging in. Default 10s.
+	ConnectTimeout envDuration `yaml:"connect_timeout"`
+}
+
+// authConfig is the client authentication section.
+type authConfig struct {
+	// Users are the static users, authenticated with SCRAM-SHA-256.
+	Users []userConfig `yaml:"users"`
+	// AllowCleartextWithoutTLS lets an authenticator ask for a cleartext
+	// secret over a connection without TLS. Default false.
+	AllowCleartextWithoutTLS envBool `yaml:"allow_cleartext_without_tls"`
+}
+
+// userConfig is one static user. Give either Password or SCRAM.
+type userConfig struct {
+	Name envString `yaml:"name"`
+	// Password is turned into a SCRAM verifier when the proxy is built.
+	Password envSecret `yaml:"password"`
+	// SCRAM is a SCRAM-SHA-256 verifier (see `pgwarden hash-password`).
+	SCRAM  envString   `yaml:"scram"`
+	Groups []envString `yaml:"groups"`
+}
+
+// credentialsConfig is the database credential section.
+type credentialsConfig struct {
+	// Static entries: a session gets the first whose groups or subjects
+	// match its identity; one with neither matches everybody.
+	Static []credentialConfig `yaml:"static"`
+}
+
+// credentialConfig is one static database credential.
+type credentialConfig struct {
+	User     envString   `yaml:"user"`
+	Password envSecret   `yaml:"password"`
+	Groups   []envString `yaml:"groups"`
+	Subjects []envString `yaml:"subjects"`
+}
+
+// Policy defaults.
+const (
+	policyAllow = "allow"
+	policyBlock = "block"
+)
+
+// policyConfig is the statement policy section.
+type policyConfig struct {
+	// Default is allow or block: what happens to every statement.
+	Default envString `yaml:"default"`
+}
+
+// limitsConfig maps onto proxy.Limits. Zero or absent means the proxy's
+// default.
+type limitsConfig struct {
+	MaxSessions            envInt      `yaml:"max_sessions"`
+	MaxMessageSize         envSize     `yaml:"max_message_size"`
+	MaxUpstreamMessageSize envSize     `yaml:"max_upstream_message_size"`
+	StartupTimeout         envDuration `yaml:"startup_timeout"`
+	AuthTimeout            envDuration `yaml:"auth_timeout"`
+	// IdleTimeout: zero means no idle timeout.
+	IdleTimeout envDuration `yaml:"idle_timeout"`
+}
+
+// logConfig is the logging section.
+type logConfig struct {
+	// Level is debug, info (default), warn or error.
+	Level envString `yaml:"level"`
+	// Format is text (default) or json.
+	Format envString `yaml:"format"`
+}
+
+// defaultListen is where the gateway listens when listen is not set.
+const defaultListen = "127.0.0.1:6432"
+
+// loadConfig reads, decodes, checks and completes the configuration file
+// at path. Its errors name the file, and, for problems in the file, the
+// line and the key path; they never contain a secret.
+func loadConfig(path string) (*config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parseConfig(data, path)
+}
+
+// parseConfig is loadConfig on data already read from file; relative paths
+// in it are resolved against file's directory.
+func parseConfig(data []byte, file string) (*config, error) {
+	fail := func(ps ...problem) error { return &configError{File: file, Problems: ps} }
+
+	// The document tree gives lines for the problems found later.
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fail(newLocator(nil).decodeProblems(err)...)
+	}
+	loc := newLocator(&root)
+
+	cfg := &config{file: file, loc: loc}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fail(loc.decodeProblems(err)...)
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		return nil, fail(problem{Line: next.Line, Err: errors.New("only one YAML document is allowed")})
+	}
+
+	dir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", file, err)
+	}
+	if ps := cfg.validate(); len(ps) > 0 {
+		return nil, fail(ps...)
+	}
+	cfg.complete(dir)
+	return cfg, nil
+}
+
+// complete fills in defaults and makes file paths absolute. It runs after
+// validate.
+func (c *config) complete(dir string) {
+	if c.Listen == "" {
+		c.Listen = defaultListen
+	}
+	resolve := func(p *envString) {
+		if *p != "" && !filepath.IsAbs(string(*p)) {
+			*p = envString(filepath.Join(dir, string(*p)))
+		}
+	}
+	if c.TLS != nil {
+		resolve(&c.TLS.Cert)
+		resolve(&c.TLS.Key)
+	}
+	resolve(&c.Upstream.CA)
+	if c.Upstream.TLS == "" {
+		c.Upstream.TLS = upstreamTLSVerifyFull
+		if isLocalAddress(string(c.Upstream.Address)) {
+			c.Upstream.TLS = upstreamTLSDisable
+		}
+	}
+	if c.Policy == nil {
+		c.Policy = &policyConfig{Default: policyBlock}
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+}
+
+// problemAt returns an error about the key path p in the file, for checks
+// made after loading (such as reading the files the config names).
+func (c *config) problemAt(p keyPath, format string, args ...any) error {
+	return &configError{File: c.file, Problems: []problem{c.loc.problemAt(p, format, args...)}}
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var (
+	bannerRE = regexp.MustCompile(`^pgwarden demo is running \(PostgreSQL \d+(\.\d+)* behind pgwarden on 127\.0\.0\.1:(\d+)\)\.$`)
+	psqlRE   = regexp.MustCompile(`^  PGPASSWORD='([A-Za-z0-9_-]+)' psql "(host=127\.0\.0\.1 port=(\d+) dbname=demo user=alice sslmode=verify-full sslrootcert=(\S+)/ca\.crt)"$`)
+)
+
+// TestDemo builds the binary, runs `pgwarden demo` on a free port, uses the
+// printed command with psql and the printed parameters with pgx, then
+// interrupts it and checks that it exits cleanly and removes its files.
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(buildBinary(t), "demo", "--listen", "127.0.0.1:0")
+	// An os.Pipe rather than StdoutPipe: Wait runs concurrently with the
+	// reads and must not close the read end under them.
+	stdout, stdoutW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdout.Close()
+	cmd.Stdout = stdoutW
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	err = cmd.Start()
+	stdoutW.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var demoDir string
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			cmd.Process.Kill()
+			<-exited
+		}
+		if demoDir != "" {
+			os.RemoveAll(demoDir)
+		}
+		if t.Failed() {
+			t.Logf("demo stderr:\n%s", stderr.String())
+		}
+	})
+
+	lines := readBanner(t, stdout, 5, 45*time.Second)
+	m := bannerRE.FindStringSubmatch(lines[0])
+	if m == nil {
+		t.Fatalf("first line %q does not match %s", lines[0], bannerRE)
+	}
+	port := m[2]
+	if lines[1] != "Connect with:" {
+		t.Errorf("second line = %q", lines[1])
+	}
+	p := psqlRE.FindStringSubmatch(lines[2])
+	if p == nil {
+		t.Fatalf("psql line %q does not match %s", lines[2], psqlRE)
+	}
+	password, conninfo, demoDir := p[1], p[2], p[4]
+	if p[3] != port {
+		t.Errorf("psql port %s, banner port %s", p[3], port)
+	}
+	if want := "Config: " + filepath.Join(demoDir, "pgwarden.yaml"); lines[3] != want {
+		t.Errorf("config line = %q, want %q", lines[3], want)
+	}
+	if want := "Press Ctrl-C to stop; the database and all demo files are removed."; lines[4] != want {
+		t.Errorf("last line = %q, want %q", lines[4], want)
+	}
+	configText, err := os.ReadFile(filepath.Join(demoDir, "pgwarden.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(configText), password) {
+		t.Error("the config file holds alice's password instead of a verifier")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// The printed command, as a person would paste it.
+	psql := exec.CommandContext(ctx, "sh", "-c", lines[2]+` -X -At -c "select count(*) from users"`)
+	out, err := psql.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "10" {
+		t.Fatalf("psql: %v, output %q; want 10", err, out)
+	}
+
+	// The extended protocol, through pgx with the printed parameters.
+	conn, err := pgx.Connect(ctx, conninfo+" password="+password)
+	if err != nil {
+		t.Fatalf("pgx connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	var name string
+	if err := conn.QueryRow(ctx, "SELECT name FROM users WHERE id = $1", 2).Scan(&name); err != nil || name != "Alan Turing" {
+		t.Errorf("select by id: %q, %v; want Alan Turing", name, err)
+	}
+	var id int
+	if err := conn.QueryRow(ctx, "INSERT INTO orders (user_id, amount) VALUES ($1, $2) RETURNING id", 3, "12.50").Scan(&id); err != nil || id != demoOrderCount+1 {
+		t.Errorf("insert: id %d, %v; want %d", id, err, demoOrderCount+1)
+	}
+	var total int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM orders WHERE user_id = $1", 3).Scan(&total); err != nil || total != demoOrderCount/demoUserCount+1 {
+		t.Errorf("orders of user 3: %d, %v; want %d", total, err, demoOrderCount/demoUserCount+1)
+	}
+	conn.Close(ctx)
+
+	// A wrong password is refused.
+	if c, err := pgx.Connect(ctx, conninfo+" password=wrong"); err == nil {
+		c.Close(ctx)
+		t.Error("connected with a wrong password")
+	}
+
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("demo exited with %v, want status 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("demo still running 30s after SIGINT")
+	}
+	exited <- nil // for the cleanup
+	if _, err := os.Stat(demoDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("demo directory %s still exists (%v)", demoDir, err)
+	}
+	// The logs never show a password.
+	for _, secret := range append([]string{password}, regexp.MustCompile(`password: "([^"]+)"`).FindStringSubmatch(string(configText))[1:]...) {
+		if strings.Contains(stderr.String(), secret) {
+			t.Errorf("the demo's log shows a password:\n%s", stderr.String())
+		}
+	}
+}
+
+// readBanner reads n lines from r, failing the test after timeout.
+func readBanner(t *testing.T, r io.Reader, n int, timeout time.Duration) []string {
+	t.Helper()
+	got := make(chan []string, 1)
+	go func() {
+		var lines []string
+		sc := bufio.NewScanner(r)
+		for len(lines) < n && sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+		got <- lines
+	}()
+	select {
+	case lines := <-got:
+		if len(lines) < n {
+			t.Fatalf("demo printed %d lines before closing stdout: %q", len(lines), lines)
+		}
+		return lines
+	case <-time.After(timeout):
+		t.Fatalf("no banner after %s", timeout)
+		return nil
+	}
+}
