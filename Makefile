@@ -1,0 +1,43 @@
+# pgwarden: the two commands of a fresh machine are `make demo` and `make test`.
+GO       ?= go
+BIN      := bin/pgwarden
+FUZZTIME ?= 10s
+
+.PHONY: build demo test check unit fuzz bench deps clean
+
+## build: the example gateway binary, bin/pgwarden
+build:
+	$(GO) build -o $(BIN) ./examples/gateway
+
+## demo: a throwaway PostgreSQL with sample data behind the gateway; prints how to connect
+demo: deps build
+	$(BIN) demo
+
+## test: everything CI runs (vet, formatting, the test suite with -race, a short fuzz pass)
+test: deps check unit fuzz
+
+check:
+	$(GO) vet ./...
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+## fuzz: each fuzz target for FUZZTIME (the corpus is in testdata/fuzz)
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./internal/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzStartup$$' -fuzztime $(FUZZTIME) ./internal/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzDecoders$$' -fuzztime $(FUZZTIME) ./internal/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzClientMessages$$' -fuzztime $(FUZZTIME) ./proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzServerMessages$$' -fuzztime $(FUZZTIME) ./proxy
+
+## bench: pgbench -S direct, through pgwarden and through pgbouncer, in one run
+bench: deps build
+	$(GO) run ./internal/cmd/bench -pgwarden $(BIN)
+
+## deps: install the PostgreSQL server, psql and pgbench when missing (Debian)
+deps:
+	@sh .ci/deps
+
+clean:
+	rm -rf bin bench-results

@@ -1,0 +1,56 @@
+// Package pgwarden is an embeddable Go library for building PostgreSQL
+// gateways: programs that sit between clients (people's psql, CI jobs, AI
+// agents, agents started by other agents) and a PostgreSQL server, own the
+// database credential, and decide about every statement.
+//
+// This package holds only this overview; the library is in its packages.
+//
+// # The data path
+//
+//	client ──TLS/startup──> proxy ──auth.Authenticator──> session.Identity
+//	                          │
+//	                          ├─ credstore.Store(identity) ──> database credential (never shown to the client)
+//	                          ├─ upstream login with pgx's pgconn (SCRAM/MD5/TLS), then raw frames
+//	                          │
+//	statements ──> policy.Policy ──> allow / block
+//	                          ├─ session.Recorder: the statement is recorded before it is forwarded
+//	                          ▼
+//	                        PostgreSQL
+//	results    <── forwarded as raw frames, matched to the request that caused them
+//
+// proxy.Proxy composes the parts. It is configured by exported fields, like
+// http.Server, and its zero value refuses everybody: with no Authenticator
+// nobody gets in, with no Credentials nobody reaches the server, with no
+// Policy every statement is refused.
+//
+// # The plugin points
+//
+//   - auth.Authenticator: who is this? auth.Static runs SCRAM-SHA-256 (with
+//     channel binding over TLS) against users from configuration.
+//   - credstore.Store: which database credential does this identity get?
+//     credstore.Static maps groups and subjects to fixed roles.
+//   - policy.Policy: may this statement run? policy.AllowAll and
+//     policy.BlockAll are the two ends; policy.Func adapts any function.
+//   - session.Recorder: where does the record of each session go?
+//     session.Discard, Multi and BestEffort compose recorders.
+//
+// Each is a one-method interface with a Func adapter; each package's
+// documentation states the contract an implementation must keep
+// (concurrency, context, ownership, errors).
+//
+// # Security defaults
+//
+// pgwarden fails closed: a missing plugin, a plugin error, a recorder
+// failure, a message over a limit or malformed (from the client or from the
+// server) refuses, with a PostgreSQL error and SQLSTATE the client can read.
+// Secrets (passwords, tokens, credentials) are carried as session.Secret,
+// which never prints, logs or marshals its value. Cleartext secrets are only
+// asked for over TLS. Startup parameters are allow-listed, replication
+// connections refused, and user and database names canonicalised as the
+// server does before anyone authorises on them. The client gets a cancel key
+// issued by the gateway; the server's key never leaves it.
+//
+// The example gateway (examples/gateway, built as bin/pgwarden) runs all of
+// this from a YAML file; `make demo` starts it in front of a throwaway
+// PostgreSQL with sample data.
+package pgwarden
