@@ -62,7 +62,7 @@ func upstreamViolation(format string, args ...any) *session.Error {
 func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) {
 	switch m.Type {
 	case 'D': // DataRow
-		o := s.pipe.front()
+		o := s.front()
 		if o == nil || (o.kind != opExecute && o.kind != opQuery) {
 			return nil, s.unexpected(m.Type, o)
 		}
@@ -71,7 +71,7 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 		}
 		o.rows++
 	case 'C': // CommandComplete
-		o := s.pipe.front()
+		o := s.front()
 		if o == nil || (o.kind != opExecute && o.kind != opQuery) {
 			return nil, s.unexpected(m.Type, o)
 		}
@@ -79,28 +79,28 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 		if err != nil {
 			return nil, upstreamViolation("%v", err)
 		}
-		if !s.complete(o, string(tag), "", "") {
+		if !s.complete(o, tag, "", "") {
 			return nil, errSessionOver
 		}
 		if o.kind == opExecute {
-			s.pipe.pop()
+			s.pop()
 		}
 	case 'I', 's': // EmptyQueryResponse, PortalSuspended
-		o := s.pipe.front()
+		o := s.front()
 		if o == nil || (o.kind != opExecute && (o.kind != opQuery || m.Type == 's')) {
 			return nil, s.unexpected(m.Type, o)
 		}
-		if !s.complete(o, "", "", "") {
+		if !s.complete(o, nil, "", "") {
 			return nil, errSessionOver
 		}
 		if o.kind == opExecute {
-			s.pipe.pop()
+			s.pop()
 		}
 	case 'T': // RowDescription
-		o := s.pipe.front()
+		o := s.front()
 		switch {
 		case o != nil && o.kind == opDescribe:
-			s.pipe.pop()
+			s.pop()
 		case o != nil && o.kind == opQuery:
 		default:
 			return nil, s.unexpected(m.Type, o)
@@ -109,7 +109,7 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 		if err := s.expect(m.Type, opDescribe); err != nil {
 			return nil, err
 		}
-		s.pipe.pop()
+		s.pop()
 	case 't': // ParameterDescription
 		if err := s.expect(m.Type, opDescribe); err != nil {
 			return nil, err
@@ -118,25 +118,25 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 		if err := s.expect(m.Type, opParse); err != nil {
 			return nil, err
 		}
-		s.pipe.pop()
+		s.pop()
 	case '2': // BindComplete
 		if err := s.expect(m.Type, opBind); err != nil {
 			return nil, err
 		}
-		s.pipe.pop()
+		s.pop()
 	case '3': // CloseComplete
 		if err := s.expect(m.Type, opClose); err != nil {
 			return nil, err
 		}
-		s.pipe.pop()
+		s.pop()
 	case 'G', 'W': // CopyInResponse, CopyBothResponse
-		o := s.pipe.front()
+		o := s.front()
 		if o == nil || (o.kind != opExecute && o.kind != opQuery) {
 			return nil, s.unexpected(m.Type, o)
 		}
 		o.copyIn = true
 	case 'H', 'd', 'c': // CopyOutResponse, CopyData, CopyDone
-		o := s.pipe.front()
+		o := s.front()
 		if o == nil || (o.kind != opExecute && o.kind != opQuery) {
 			return nil, s.unexpected(m.Type, o)
 		}
@@ -168,10 +168,25 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 
 // expect checks that the front request is of kind.
 func (s *clientSession) expect(typ byte, kind opKind) *session.Error {
-	if o := s.pipe.front(); o == nil || o.kind != kind {
+	if o := s.front(); o == nil || o.kind != kind {
 		return s.unexpected(typ, o)
 	}
 	return nil
+}
+
+// front returns the request the server is answering. It is cached until
+// pop: the frontend relay only appends to the pipeline.
+func (s *clientSession) front() *op {
+	if s.cur == nil {
+		s.cur = s.pipe.front()
+	}
+	return s.cur
+}
+
+// pop removes the front request, which is answered.
+func (s *clientSession) pop() {
+	s.cur = nil
+	s.pipe.pop()
 }
 
 func (s *clientSession) unexpected(typ byte, o *op) *session.Error {
@@ -194,7 +209,7 @@ func (s *clientSession) backendError(m wire.Message) ([]byte, *session.Error) {
 		s.end(session.EndUpstreamClosed, nil)
 		return nil, errSessionOver
 	}
-	o := s.pipe.front()
+	o := s.front()
 	if o == nil {
 		return nil, upstreamViolation("error %s with no request pending", code)
 	}
@@ -208,11 +223,11 @@ func (s *clientSession) backendError(m wire.Message) ([]byte, *session.Error) {
 		out = appendError(nil, severityError, refusal)
 		code, message = refusal.Code, refusal.Message
 	}
-	if !s.complete(o, "", code, message) {
+	if !s.complete(o, nil, code, message) {
 		return nil, errSessionOver
 	}
 	if o.kind.extended() {
-		s.pipe.pop()
+		s.pop()
 		s.skipToSync = true
 	}
 	return out, nil
@@ -226,16 +241,17 @@ func (s *clientSession) readyForQuery(m wire.Message) *session.Error {
 		return upstreamViolation("%v", err)
 	}
 	if s.skipToSync {
+		s.cur = nil
 		if !s.pipe.popThroughSync() {
 			return upstreamViolation("ReadyForQuery with no Sync pending")
 		}
 		s.skipToSync = false
 	} else {
-		o := s.pipe.front()
+		o := s.front()
 		if o == nil || (o.kind != opSync && o.kind != opQuery && o.kind != opFunctionCall) {
 			return s.unexpected(m.Type, o)
 		}
-		s.pipe.pop()
+		s.pop()
 	}
 	s.txStatus.Store(uint32(status))
 	if s.lim.IdleTimeout > 0 && s.pipe.pending() == 0 {
@@ -247,7 +263,7 @@ func (s *clientSession) readyForQuery(m wire.Message) *session.Error {
 // complete records the end of a command of o (a CommandComplete, an empty
 // query, a suspended portal or an error), and accounts for a COPY FROM
 // STDIN that it ends. It reports false when the recorder failed.
-func (s *clientSession) complete(o *op, tag, errCode, errMessage string) bool {
+func (s *clientSession) complete(o *op, tag []byte, errCode, errMessage string) bool {
 	if o.copyIn {
 		s.pipe.endCopyIn()
 		o.copyIn = false
@@ -258,7 +274,7 @@ func (s *clientSession) complete(o *op, tag, errCode, errMessage string) bool {
 		return true
 	}
 	return s.record(session.Event{Kind: session.KindResult, SessionID: s.info.ID, Time: time.Now(),
-		Result: &session.ResultEvent{Seq: o.stmt.seq, Tag: tag, Rows: rows, Duration: time.Since(o.sent),
+		Result: &session.ResultEvent{Seq: o.stmt.seq, Tag: string(tag), Rows: rows, Duration: time.Since(o.sent),
 			ErrorCode: errCode, ErrorMessage: errMessage}})
 }
 

@@ -106,17 +106,20 @@ func (s *clientSession) frontendMessage(m wire.Message) *session.Error {
 		if err != nil {
 			return malformed(m.Type)
 		}
-		if _, exists := s.portals[portal]; !exists && s.overLimit(len(s.portals)) {
-			return pgError(session.CodeProgramLimitExceeded, "too many open portals in this session")
+		st := s.statements[string(name)]
+		if existing, exists := s.portals[string(portal)]; !exists || existing != st {
+			if !exists && s.overLimit(len(s.portals)) {
+				return pgError(session.CodeProgramLimitExceeded, "too many open portals in this session")
+			}
+			s.portals[string(portal)] = st
 		}
-		s.portals[portal] = s.statements[name]
 		return s.forward(m.Raw, op{kind: opBind})
 	case 'E':
 		portal, err := wire.ExecutePortal(m.Body)
 		if err != nil {
 			return malformed(m.Type)
 		}
-		return s.forward(m.Raw, op{kind: opExecute, stmt: s.portals[portal]})
+		return s.forward(m.Raw, op{kind: opExecute, stmt: s.portals[string(portal)]})
 	case 'D':
 		if _, _, err := wire.Target(m.Body); err != nil {
 			return malformed(m.Type)
@@ -222,8 +225,12 @@ func (s *clientSession) decide(st *statement) policy.Decision {
 		return policy.Decision{Verdict: policy.Block, Rule: "no-policy",
 			Reason: "The gateway has no policy configured, so it refuses every statement."}
 	}
-	q := &policy.Query{Session: s.info, Protocol: st.protocol, SQL: st.sql, StatementName: st.name, FunctionOID: st.fnOID}
+	// The contract lets the policy see q only during the call, so one per
+	// session will do.
+	q := &s.query
+	*q = policy.Query{Session: s.info, Protocol: st.protocol, SQL: st.sql, StatementName: st.name, FunctionOID: st.fnOID}
 	d, err := pol.Decide(s.ctx, q)
+	*q = policy.Query{}
 	if err != nil {
 		s.log.Error("pgwarden: policy failed; statement refused", "err", err, "seq", st.seq)
 		return policy.Decision{Verdict: policy.Block, Rule: "policy-error",
@@ -238,7 +245,9 @@ func (s *clientSession) decide(st *statement) policy.Decision {
 
 // forward queues o as awaiting an answer and writes raw to the server.
 func (s *clientSession) forward(raw []byte, o op) *session.Error {
-	o.sent = time.Now()
+	if s.recording && o.stmt != nil {
+		o.sent = time.Now() // for the result's duration
+	}
 	if !s.pipe.tryPush(o) {
 		// Too many requests in flight: let the server catch up.
 		if err := s.uw.Flush(); err != nil {

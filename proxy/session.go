@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgwarden/pgwarden/credstore"
 	"github.com/pgwarden/pgwarden/internal/wire"
+	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/session"
 )
 
@@ -48,10 +49,12 @@ type clientSession struct {
 	// Frontend relay state.
 	statements map[string]*statement // prepared statements by name
 	portals    map[string]*statement // portals by name, to the statement bound
+	query      policy.Query          // reused for every Decide call
 	seq        atomic.Int64          // statements sent so far
 	lastStmt   atomic.Int64          // unix nanoseconds of the last statement
 
 	// Backend relay state.
+	cur        *op // the front of the pipeline, once looked up
 	skipToSync bool
 	txStatus   atomic.Uint32 // 'I', 'T' or 'E'
 

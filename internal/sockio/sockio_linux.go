@@ -4,13 +4,16 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
 
 // Wrap returns c with Read and Write done by raw system calls when c is a
 // TCP or Unix socket, and c itself otherwise. The result keeps c's other
-// methods (deadlines, Close) and CloseWrite.
+// methods (deadlines, Close) and CloseWrite, and like any net.Conn is safe
+// for one reader and one writer at a time (concurrent Reads, or Writes,
+// are serialised).
 func Wrap(c net.Conn) net.Conn {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -20,12 +23,67 @@ func Wrap(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &conn{Conn: c, rc: rc}
+	w := &conn{Conn: c, rc: rc}
+	// Bound once: a closure per call would be an allocation per call.
+	w.read.fn = w.read.do
+	w.write.fn = w.write.do
+	return w
 }
 
 type conn struct {
 	net.Conn
-	rc syscall.RawConn
+	rc    syscall.RawConn
+	read  reader
+	write writer
+}
+
+// reader holds the state of one Read for the raw-read callback.
+type reader struct {
+	mu    sync.Mutex
+	buf   []byte
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool
+}
+
+func (r *reader) do(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // wait for the poller
+		}
+		r.n, r.errno = int(n), e
+		return true
+	}
+}
+
+// writer holds the state of one Write for the raw-write callback.
+type writer struct {
+	mu      sync.Mutex
+	buf     []byte
+	written int
+	errno   syscall.Errno
+	fn      func(fd uintptr) bool
+}
+
+func (w *writer) do(fd uintptr) bool {
+	for w.written < len(w.buf) {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&w.buf[w.written])), uintptr(len(w.buf)-w.written))
+		switch e {
+		case 0:
+			w.written += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false // wait for the poller
+		default:
+			w.errno = e
+			return true
+		}
+	}
+	return true
 }
 
 // Read reads like net.Conn.Read.
@@ -33,61 +91,43 @@ func (c *conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait for the poller
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
+	r := &c.read
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.buf, r.n, r.errno = p, 0, 0
+	err := c.rc.Read(r.fn)
+	r.buf = nil
 	switch {
 	case err != nil:
 		return 0, err
-	case errno != 0:
-		return 0, &net.OpError{Op: "read", Net: c.LocalAddr().Network(), Source: c.LocalAddr(),
-			Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", errno)}
-	case n == 0:
+	case r.errno != 0:
+		return 0, c.opError("read", r.errno)
+	case r.n == 0:
 		return 0, io.EOF
 	}
-	return n, nil
+	return r.n, nil
 }
 
 // Write writes like net.Conn.Write: all of p, or an error.
 func (c *conn) Write(p []byte) (int, error) {
-	written := 0
-	var errno syscall.Errno
-	err := c.rc.Write(func(fd uintptr) bool {
-		for written < len(p) {
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[written])), uintptr(len(p)-written))
-			switch e {
-			case 0:
-				written += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // wait for the poller
-			default:
-				errno = e
-				return true
-			}
-		}
-		return true
-	})
+	w := &c.write
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf, w.written, w.errno = p, 0, 0
+	err := c.rc.Write(w.fn)
+	w.buf = nil
 	switch {
 	case err != nil:
-		return written, err
-	case errno != 0:
-		return written, &net.OpError{Op: "write", Net: c.LocalAddr().Network(), Source: c.LocalAddr(),
-			Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", errno)}
+		return w.written, err
+	case w.errno != 0:
+		return w.written, c.opError("write", w.errno)
 	}
-	return written, nil
+	return w.written, nil
+}
+
+func (c *conn) opError(op string, errno syscall.Errno) error {
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(),
+		Addr: c.RemoteAddr(), Err: os.NewSyscallError(op, errno)}
 }
 
 // CloseWrite shuts down the sending side, when the socket supports it.

@@ -92,3 +92,24 @@ func TestWrapLeavesOtherConnsAlone(t *testing.T) {
 		t.Fatal("a net.Pipe was wrapped")
 	}
 }
+
+func TestWrappedReadsAndWritesDoNotAllocate(t *testing.T) {
+	c, peer := pair(t, "tcp")
+	msg := []byte("ping")
+	buf := make([]byte, 16)
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(peer, buf[:4]); err != nil {
+			t.Fatal(err)
+		}
+		peer.Write(msg)
+		if _, err := io.ReadFull(c, buf[:4]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 0 {
+		t.Fatalf("%v allocations per round trip", allocs)
+	}
+}

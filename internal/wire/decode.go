@@ -48,23 +48,25 @@ func ParseMessage(body []byte) (Parse, error) {
 }
 
 // BindNames returns the portal and statement names of a Bind message
-// body, without decoding its parameters (the server checks those).
-func BindNames(body []byte) (portal, statement string, err error) {
+// body, without decoding its parameters (the server checks those). The
+// names alias body.
+func BindNames(body []byte) (portal, statement []byte, err error) {
 	p, rest, ok1 := CString(body)
 	st, _, ok2 := CString(rest)
 	if !ok1 || !ok2 {
-		return "", "", fmt.Errorf("%w: invalid Bind message", ErrMalformed)
+		return nil, nil, fmt.Errorf("%w: invalid Bind message", ErrMalformed)
 	}
-	return string(p), string(st), nil
+	return p, st, nil
 }
 
-// ExecutePortal returns the portal name of an Execute message body.
-func ExecutePortal(body []byte) (string, error) {
+// ExecutePortal returns the portal name of an Execute message body; it
+// aliases body.
+func ExecutePortal(body []byte) ([]byte, error) {
 	p, rest, ok := CString(body)
 	if !ok || len(rest) != 4 {
-		return "", fmt.Errorf("%w: invalid Execute message", ErrMalformed)
+		return nil, fmt.Errorf("%w: invalid Execute message", ErrMalformed)
 	}
-	return string(p), nil
+	return p, nil
 }
 
 // Target decodes a Describe or Close body: the kind ('S' statement or 'P'

@@ -85,6 +85,7 @@ type options struct {
 	scale    int
 	clients  []int
 	modes    []string
+	procs    int
 	keep     bool
 }
 
@@ -149,6 +150,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.scale, "scale", 5, "pgbench scale factor")
 	clients := fs.String("clients", "1,8", "comma-separated pgbench client counts")
 	modes := fs.String("modes", "simple,prepared", "comma-separated pgbench query modes (simple, extended, prepared)")
+	fs.IntVar(&o.procs, "pgwarden-procs", 0, "GOMAXPROCS for pgwarden (0: Go's default, one per core; 1 matches pgbouncer's single thread)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the proxies' temporary directories (configs, logs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -230,7 +232,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		Binary: o.pgwarden, Upstream: cluster.Addr(),
 		User: clientUser, Password: clientPassword,
 		DBUser: direct.User, DBPassword: direct.Password,
-		Database: database, Progress: stderr,
+		Database: database, Procs: o.procs, Progress: stderr,
 	})
 	if err != nil {
 		return err
@@ -287,7 +289,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	}
 	fmt.Fprintf(stdout, "\npgwarden vs direct vs pgbouncer: pgbench -n -S, scale %d, %v per run, median of %d round(s), %d CPUs shared by all\n",
 		o.scale, o.duration, o.rounds, runtime.NumCPU())
-	fmt.Fprintf(stdout, "(%s; %s; %s)\n\n", direct.Software, pgbouncer.Software, res.Software["pgbench"])
+	fmt.Fprintf(stdout, "(%s; %s; %s; %s)\n\n", direct.Software, pgw.Software, pgbouncer.Software, res.Software["pgbench"])
 	writeTable(stdout, rows)
 	fmt.Fprintln(stdout)
 	for _, v := range res.Verdicts {

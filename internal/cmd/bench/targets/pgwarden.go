@@ -27,6 +27,9 @@ type PgwardenOptions struct {
 	DBUser, DBPassword string
 	// Database is the database clients ask for.
 	Database string
+	// Procs, when positive, is the gateway's GOMAXPROCS (the number of
+	// threads running Go code); 0 leaves Go's default, one per core.
+	Procs int
 	// Progress receives progress messages.
 	Progress io.Writer
 }
@@ -65,6 +68,10 @@ func StartPgwarden(ctx context.Context, o PgwardenOptions) (t *Target, err error
 	cmd := exec.Command(bin, "serve", "--config", config)
 	cmd.Dir = dir
 	cmd.Env = CleanEnv()
+	if o.Procs > 0 {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(o.Procs))
+		t.Software += fmt.Sprintf(" (GOMAXPROCS=%d)", o.Procs)
+	}
 	if t.proc, err = startProcess("pgwarden", cmd, filepath.Join(dir, "pgwarden.log"), syscall.SIGTERM); err != nil {
 		return t, err
 	}
