@@ -141,7 +141,7 @@ func TestTruncatedFramesAndUnknownMessages(t *testing.T) {
 }
 
 // fakeServer is a scripted PostgreSQL server that accepts any login and
-// answers every Query with the given raw bytes. It stands in for a hostile
+// answers every Query with the given raw bytes (nil: it hangs up). It stands in for a hostile
 // or broken upstream; it is not used to test behaviour against a database.
 func fakeServer(t testing.TB, answer []byte) string {
 	t.Helper()
@@ -173,6 +173,9 @@ func fakeServer(t testing.TB, answer []byte) string {
 						return
 					}
 					if _, ok := m.(*pgproto3.Query); ok {
+						if answer == nil {
+							return
+						}
 						c.Write(answer)
 					}
 				}
