@@ -1,9 +1,12 @@
 package proxy_test
 
 import (
+	"log/slog"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgwarden/pgwarden/proxy"
 )
 
 // The benchmarks run each workload directly against PostgreSQL and through
@@ -11,7 +14,10 @@ import (
 //
 //	go test -run '^$' -bench . -benchtime 3s ./proxy
 func benchTargets(b *testing.B) []struct{ name, dsn string } {
-	g := startGateway(b, nil)
+	g := startGateway(b, func(p *proxy.Proxy) {
+		p.Recorder = nil // session.Discard, as when nothing is recorded
+		p.Logger = slog.New(slog.DiscardHandler)
+	})
 	return []struct{ name, dsn string }{
 		{"direct", pg.ConnString(rwRole, rwPassword, "app")},
 		{"pgwarden", g.dsn("alice", alicePassword)},

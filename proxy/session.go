@@ -77,10 +77,9 @@ type clientSession struct {
 // session. Writes are whole messages under the lock, so they never
 // interleave.
 type clientWriter struct {
-	mu     sync.Mutex
-	w      *bufio.Writer
-	err    error
-	closed bool
+	mu  sync.Mutex
+	w   *bufio.Writer
+	err error // sticky: the first write error, or net.ErrClosed once ended
 }
 
 func (cw *clientWriter) write(b []byte) error {

@@ -37,29 +37,21 @@ func (e *Error) Unwrap() error { return e.Err }
 // SQLSTATE codes pgwarden reports. The full list is in the PostgreSQL manual,
 // appendix A.
 const (
-	CodeConnectionFailure          = "08006"
-	CodeConnectionRejected         = "08004"
-	CodeUnableToConnect            = "08001"
-	CodeProtocolViolation          = "08P01"
-	CodeFeatureNotSupported        = "0A000"
-	CodeInvalidAuthorization       = "28000"
-	CodeInvalidPassword            = "28P01"
-	CodeInsufficientPrivilege      = "42501"
-	CodeTooManyConnections         = "53300"
-	CodeProgramLimitExceeded       = "54000"
-	CodeQueryCanceled              = "57014"
-	CodeAdminShutdown              = "57P01"
-	CodeIdleSessionTimeout         = "57P05"
-	CodeInternalError              = "XX000"
-	CodeInvalidParameterValue      = "22023"
-	CodeUndefinedObject            = "42704"
-	CodeConfigurationLimitExceeded = "53400"
-	CodeInvalidCatalogName         = "3D000"
-	CodeCannotConnectNow           = "57P03"
-	CodeSystemError                = "58000"
-	CodeInvalidTransactionState    = "25000"
-	CodeInFailedSQLTransaction     = "25P02"
-	CodeInvalidSQLStatementName    = "26000"
-	CodeInvalidCursorName          = "34000"
-	CodeSyntaxError                = "42601"
+	CodeUnableToConnect       = "08001" // the server could not be reached
+	CodeConnectionRejected    = "08004" // the server refused the gateway's login
+	CodeConnectionFailure     = "08006" // the connection to the server was lost
+	CodeProtocolViolation     = "08P01" // a peer broke the protocol
+	CodeFeatureNotSupported   = "0A000"
+	CodeInvalidParameterValue = "22023"
+	CodeInvalidAuthorization  = "28000" // refused: not allowed, not configured, expired
+	CodeInvalidPassword       = "28P01" // wrong password, token or proof
+	CodeInsufficientPrivilege = "42501" // a statement or parameter refused by the gateway
+	CodeTooManyConnections    = "53300"
+	CodeProgramLimitExceeded  = "54000" // a gateway limit was exceeded
+	CodeQueryCanceled         = "57014"
+	CodeAdminShutdown         = "57P01" // terminated, or the gateway is shutting down
+	CodeCannotConnectNow      = "57P03"
+	CodeIdleSessionTimeout    = "57P05"
+	CodeSystemError           = "58000" // the gateway could not record the session
+	CodeInternalError         = "XX000"
 )
