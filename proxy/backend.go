@@ -30,7 +30,7 @@ func (s *clientSession) relayBackend() {
 		out, ferr := s.backendMessage(m)
 		if ferr != nil {
 			if ferr != errSessionOver {
-				s.log.Error("pgwarden: invalid message from the server; ending the session",
+				s.log.Error("pgwarden: ending the session on a server message",
 					"type", string(m.Type), "err", ferr.Err)
 				s.end(session.EndProtocolError, ferr)
 			}
@@ -118,15 +118,26 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 		if err := s.expect(m.Type, opParse); err != nil {
 			return nil, err
 		}
+		if o := s.front(); o.stmt != nil {
+			o.stmt.parse.Store(parseOK)
+		}
 		s.pop()
-	case '2': // BindComplete
+	case '2': // BindComplete: the portal exists now
 		if err := s.expect(m.Type, opBind); err != nil {
 			return nil, err
 		}
+		o := s.front()
+		if _, exists := s.portals[o.portal]; !exists && s.overLimit(len(s.portals)) {
+			return nil, pgError(session.CodeProgramLimitExceeded, "too many open portals in this session")
+		}
+		s.portals[o.portal] = answered(o.stmt)
 		s.pop()
 	case '3': // CloseComplete
 		if err := s.expect(m.Type, opClose); err != nil {
 			return nil, err
+		}
+		if o := s.front(); o.closesPortal {
+			delete(s.portals, o.portal)
 		}
 		s.pop()
 	case 'G', 'W': // CopyInResponse, CopyBothResponse
@@ -175,10 +186,14 @@ func (s *clientSession) expect(typ byte, kind opKind) *session.Error {
 }
 
 // front returns the request the server is answering. It is cached until
-// pop: the frontend relay only appends to the pipeline.
+// pop: the frontend relay only appends to the pipeline. An Execute learns
+// here which statement its portal runs.
 func (s *clientSession) front() *op {
 	if s.cur == nil {
 		s.cur = s.pipe.front()
+		if o := s.cur; o != nil && o.kind == opExecute {
+			o.stmt = s.portals[o.portal]
+		}
 	}
 	return s.cur
 }
@@ -226,6 +241,9 @@ func (s *clientSession) backendError(m wire.Message) ([]byte, *session.Error) {
 	if !s.complete(o, nil, code, message) {
 		return nil, errSessionOver
 	}
+	if o.kind == opParse && o.stmt != nil {
+		o.stmt.parse.Store(parseFailed)
+	}
 	if o.kind.extended() {
 		s.pop()
 		s.skipToSync = true
@@ -254,6 +272,10 @@ func (s *clientSession) readyForQuery(m wire.Message) *session.Error {
 		s.pop()
 	}
 	s.txStatus.Store(uint32(status))
+	if status == 'I' && len(s.portals) > 0 {
+		// Portals live until the end of their transaction.
+		clear(s.portals)
+	}
 	if s.lim.IdleTimeout > 0 && s.pipe.pending() == 0 {
 		s.armReadDeadline(time.Now().Add(s.lim.IdleTimeout))
 	}

@@ -106,20 +106,15 @@ func (s *clientSession) frontendMessage(m wire.Message) *session.Error {
 		if err != nil {
 			return malformed(m.Type)
 		}
-		st := s.statements[string(name)]
-		if existing, exists := s.portals[string(portal)]; !exists || existing != st {
-			if !exists && s.overLimit(len(s.portals)) {
-				return pgError(session.CodeProgramLimitExceeded, "too many open portals in this session")
-			}
-			s.portals[string(portal)] = st
-		}
-		return s.forward(m.Raw, op{kind: opBind})
+		// Which statement the name means is settled when the server
+		// answers the Bind (see answered).
+		return s.forward(m.Raw, op{kind: opBind, stmt: s.statements[string(name)], portal: string(portal)})
 	case 'E':
 		portal, err := wire.ExecutePortal(m.Body)
 		if err != nil {
 			return malformed(m.Type)
 		}
-		return s.forward(m.Raw, op{kind: opExecute, stmt: s.portals[string(portal)]})
+		return s.forward(m.Raw, op{kind: opExecute, portal: string(portal)})
 	case 'D':
 		if _, _, err := wire.Target(m.Body); err != nil {
 			return malformed(m.Type)
@@ -132,10 +127,9 @@ func (s *clientSession) frontendMessage(m wire.Message) *session.Error {
 		}
 		if kind == 'S' {
 			delete(s.statements, name)
-		} else {
-			delete(s.portals, name)
+			return s.forward(m.Raw, op{kind: opClose})
 		}
-		return s.forward(m.Raw, op{kind: opClose})
+		return s.forward(m.Raw, op{kind: opClose, portal: name, closesPortal: true})
 	case 'S':
 		return s.forward(m.Raw, op{kind: opSync})
 	case 'H', 'd':
@@ -159,7 +153,10 @@ func malformed(typ byte) *session.Error {
 func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement) *session.Error {
 	if kind == opParse {
 		if _, exists := s.statements[st.name]; !exists && s.overLimit(len(s.statements)) {
-			return pgError(session.CodeProgramLimitExceeded, "too many prepared statements in this session")
+			s.pruneStatements()
+			if s.overLimit(len(s.statements)) {
+				return pgError(session.CodeProgramLimitExceeded, "too many prepared statements in this session")
+			}
 		}
 	}
 	st.seq = s.seq.Add(1)
@@ -197,18 +194,60 @@ func (s *clientSession) sendStatement(raw []byte, kind opKind, st *statement) *s
 	return s.forward(raw, o)
 }
 
-// trackParse updates the prepared statements the way the server will: a
-// named statement that exists stays (the server refuses to redefine it); the
-// unnamed one is replaced, or dropped when the new one is refused.
+// trackParse records what a Parse will define if the server accepts it.
+// The server refuses to redefine a named statement that exists, and drops
+// the unnamed one before parsing a new one.
 func (s *clientSession) trackParse(st *statement) {
-	if _, exists := s.statements[st.name]; exists && st.name != "" {
+	if st.name == "" {
+		if st.decision.Verdict != policy.Allow {
+			delete(s.statements, "")
+		} else {
+			s.statements[""] = st
+		}
 		return
 	}
 	if st.decision.Verdict != policy.Allow {
-		delete(s.statements, st.name)
-		return
+		return // the stand-in fails; whatever the server has stays
 	}
-	s.statements[st.name] = st
+	prev := resolvePrev(s.statements[st.name])
+	switch {
+	case prev == nil:
+		s.statements[st.name] = st
+	case prev.parse.Load() == parsePending:
+		// Which of the two the server keeps depends on whether the
+		// earlier Parse succeeds: remember both.
+		st.prev = prev
+		s.statements[st.name] = st
+	}
+	// An existing statement stays: the server will reject this Parse.
+}
+
+// answered returns the statement a name means on the server, once the
+// server has answered every Parse of the name sent before: the latest that
+// succeeded, skipping the failed ones (see trackParse). It returns nil when
+// every Parse of the name failed.
+func answered(st *statement) *statement {
+	for st != nil && st.parse.Load() != parseOK {
+		st = st.prev
+	}
+	return st
+}
+
+// resolvePrev skips failed statements down a prev chain.
+func resolvePrev(st *statement) *statement {
+	for st != nil && st.parse.Load() == parseFailed {
+		st = st.prev
+	}
+	return st
+}
+
+// pruneStatements drops the names whose every Parse failed.
+func (s *clientSession) pruneStatements() {
+	for name, st := range s.statements {
+		if resolvePrev(st) == nil {
+			delete(s.statements, name)
+		}
+	}
 }
 
 // overLimit reports whether a session holding n prepared statements (or

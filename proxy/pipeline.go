@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgwarden/pgwarden/policy"
@@ -39,8 +40,9 @@ func (k opKind) extended() bool {
 	return k == opParse || k == opBind || k == opDescribe || k == opExecute || k == opClose
 }
 
-// statement is a statement the client sent, as judged. It is immutable once
-// built, so both relay directions may hold it.
+// statement is a statement the client sent, as judged. Its fields are
+// immutable once it is forwarded, so both relay directions may hold it;
+// only parse changes, once, when the server answers its Parse.
 type statement struct {
 	seq      int64
 	protocol session.Protocol
@@ -48,17 +50,36 @@ type statement struct {
 	name     string
 	fnOID    uint32
 	decision policy.Decision
+	// parse is the outcome of a Parse: parsePending until the server
+	// answers, then parseOK or parseFailed (an error, or skipped after an
+	// earlier error).
+	parse atomic.Int32
+	// prev is the statement of the same name whose Parse was still pending
+	// when this one was sent: the server keeps whichever succeeds first.
+	prev *statement
 }
+
+// Outcomes of a Parse.
+const (
+	parsePending int32 = iota
+	parseOK
+	parseFailed
+)
 
 // op is one client request awaiting the server's answer. The frontend relay
 // fills it before forwarding the request; from then on only the backend
 // relay touches it.
 type op struct {
 	kind opKind
-	// stmt is the statement a Query, Parse, FunctionCall or Execute is
-	// about (nil for an Execute of a portal the gateway does not know: the
-	// server will refuse it).
+	// stmt is the statement a Query, Parse or FunctionCall is about, or
+	// that a Bind binds (nil when the client named a statement it never
+	// prepared: the server will refuse it). An Execute learns it from the
+	// portal, when the server answers.
 	stmt *statement
+	// portal names the portal a Bind creates, an Execute runs, or a Close
+	// (with closesPortal) closes.
+	portal       string
+	closesPortal bool
 	// refused is set when the gateway replaced the request by one that the
 	// server is certain to reject, to refuse the statement in place: the
 	// server's error is rewritten into the refusal.
@@ -178,14 +199,18 @@ func (p *pipeline) popLocked() {
 }
 
 // popThroughSync removes requests up to and including the first Sync, as
-// the server skips them after an error in the extended protocol. It reports
-// false when no Sync is pending, which means the server answered a Sync the
-// client never sent.
+// the server skips them after an error in the extended protocol; a skipped
+// Parse has failed. It reports false when no Sync is pending, which means
+// the server answered a Sync the client never sent.
 func (p *pipeline) popThroughSync() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for p.n > 0 {
-		kind := p.ring[p.head].kind
+		o := p.ring[p.head]
+		kind := o.kind
+		if kind == opParse && o.stmt != nil {
+			o.stmt.parse.Store(parseFailed)
+		}
 		p.popLocked()
 		if kind == opSync {
 			return true

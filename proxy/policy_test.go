@@ -120,23 +120,7 @@ func TestRefusalInAPipelineSkipsToSync(t *testing.T) {
 
 func TestRefusedFunctionCall(t *testing.T) {
 	g := startGateway(t, func(p *proxy.Proxy) { p.Policy = blockForbidden })
-	ctx := testContext(t)
-	pc, err := pgconn.Connect(ctx, g.dsn("alice", alicePassword))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := pc.ExecParams(ctx, "select 'int4pl'::regproc::oid", nil, nil, nil, nil).Read()
-	if res.Err != nil {
-		t.Fatal(res.Err)
-	}
-	fe, conn := hijack(t, pc)
-	defer conn.Close()
-	fe.Send(&pgproto3.FunctionCall{Function: parseOID(t, res.Rows[0][0]),
-		ArgFormatCodes: []uint16{1}, Arguments: [][]byte{{0, 0, 0, 2}, {0, 0, 0, 3}}, ResultFormatCode: 1})
-	if err := fe.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	msgs := receiveUntilReady(t, fe)
+	msgs := callInt4pl(t, g, 2, 3)
 	if len(msgs) != 2 {
 		t.Fatalf("answer %v", msgs)
 	}

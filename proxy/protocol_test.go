@@ -12,22 +12,29 @@ import (
 	"github.com/pgwarden/pgwarden/proxy"
 )
 
-func TestFunctionCallIsRelayed(t *testing.T) {
-	g := startGateway(t, nil)
-	ctx := testContext(t)
+// callInt4pl calls int4pl(a, b) through the gateway with a FunctionCall
+// message (the fast-path interface) and returns the answer up to
+// ReadyForQuery.
+func callInt4pl(t *testing.T, g *gateway, a, b byte) []pgproto3.BackendMessage {
+	t.Helper()
 	pc := connectRaw(t, g.dsn("alice", alicePassword))
-	res := pc.ExecParams(ctx, "select 'int4pl'::regproc::oid", nil, nil, nil, nil).Read()
+	res := pc.ExecParams(testContext(t), "select 'int4pl'::regproc::oid", nil, nil, nil, nil).Read()
 	if res.Err != nil {
 		t.Fatal(res.Err)
 	}
 	fe, conn := hijack(t, pc)
 	defer conn.Close()
 	fe.Send(&pgproto3.FunctionCall{Function: parseOID(t, res.Rows[0][0]),
-		ArgFormatCodes: []uint16{1}, Arguments: [][]byte{{0, 0, 0, 2}, {0, 0, 0, 3}}, ResultFormatCode: 1})
+		ArgFormatCodes: []uint16{1}, Arguments: [][]byte{{0, 0, 0, a}, {0, 0, 0, b}}, ResultFormatCode: 1})
 	if err := fe.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	msgs := receiveUntilReady(t, fe)
+	return receiveUntilReady(t, fe)
+}
+
+func TestFunctionCallIsRelayed(t *testing.T) {
+	g := startGateway(t, nil)
+	msgs := callInt4pl(t, g, 2, 3)
 	r, ok := msgs[0].(*pgproto3.FunctionCallResponse)
 	if len(msgs) != 2 || !ok || string(r.Result) != "\x00\x00\x00\x05" {
 		t.Fatalf("int4pl(2, 3) through the gateway: %#v", msgs)

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -107,5 +108,66 @@ func TestRecorderFailingAtStartRefusesTheSession(t *testing.T) {
 	_, err := pgx.Connect(context.Background(), g.dsn("alice", alicePassword))
 	if pgCode(err) != "58000" {
 		t.Fatalf("err = %v, want SQLSTATE 58000", err)
+	}
+}
+
+// TestResultsNameTheStatementTheServerRan checks the gateway's model of
+// prepared statements and portals against the server's in the awkward
+// cases: a failed Parse of a name followed by a good one in the same
+// pipeline, and a Parse that the server refuses because the name exists.
+func TestResultsNameTheStatementTheServerRan(t *testing.T) {
+	g := startGateway(t, nil)
+	ctx := testContext(t)
+	c := connectRaw(t, g.dsn("alice", alicePassword))
+	pipe := c.StartPipeline(ctx)
+	pipe.SendPrepare("s1", "select 1/", nil) // a syntax error
+	pipe.SendPipelineSync()
+	pipe.SendPrepare("s1", "select 41", nil)
+	pipe.SendQueryPrepared("s1", nil, nil, nil)
+	pipe.SendPipelineSync()
+	pipe.SendPrepare("s1", "select 43", nil) // refused by the server: s1 exists
+	pipe.SendPipelineSync()
+	pipe.SendQueryPrepared("s1", nil, nil, nil)
+	pipe.SendPipelineSync()
+	if err := pipe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var values []string
+	for syncs := 0; syncs < 4; {
+		r, err := pipe.GetResults()
+		switch r := r.(type) {
+		case *pgconn.PipelineSync:
+			syncs++
+		case *pgconn.ResultReader:
+			if res := r.Read(); res.Err == nil && len(res.Rows) == 1 {
+				values = append(values, string(res.Rows[0][0]))
+			}
+		case nil:
+			if err == nil {
+				t.Fatal("pipeline ended early")
+			}
+		}
+	}
+	pipe.Close()
+	if strings.Join(values, ",") != "41,41" {
+		t.Fatalf("the server returned %v; the test's premise is wrong", values)
+	}
+	c.Close(ctx)
+	waitFor(t, func() bool {
+		evs := g.rec.snapshot()
+		return len(evs) > 0 && evs[len(evs)-1].Kind == session.KindSessionEnd
+	})
+	sqlOf := map[int64]string{}
+	var ran []string
+	for _, ev := range g.rec.snapshot() {
+		if ev.Kind == session.KindStatement {
+			sqlOf[ev.Statement.Seq] = ev.Statement.SQL
+		}
+		if ev.Kind == session.KindResult && ev.Result.Tag == "SELECT 1" {
+			ran = append(ran, sqlOf[ev.Result.Seq])
+		}
+	}
+	if strings.Join(ran, ",") != "select 41,select 41" {
+		t.Fatalf("results recorded against %q, want both against \"select 41\"", ran)
 	}
 }

@@ -47,14 +47,14 @@ type clientSession struct {
 	pipe *pipeline
 
 	// Frontend relay state.
-	statements map[string]*statement // prepared statements by name
-	portals    map[string]*statement // portals by name, to the statement bound
+	statements map[string]*statement // prepared statements by name (see preparedStatement)
 	query      policy.Query          // reused for every Decide call
 	seq        atomic.Int64          // statements sent so far
 	lastStmt   atomic.Int64          // unix nanoseconds of the last statement
 
 	// Backend relay state.
-	cur        *op // the front of the pipeline, once looked up
+	cur        *op                   // the front of the pipeline, once looked up
+	portals    map[string]*statement // open portals, as the server has them, to the statement bound
 	skipToSync bool
 	txStatus   atomic.Uint32 // 'I', 'T' or 'E'
 
