@@ -44,6 +44,7 @@ type TooLargeError struct {
 	Max int
 }
 
+// Error says which message was too large, and the limit.
 func (e *TooLargeError) Error() string {
 	if e.Type == 0 {
 		return fmt.Sprintf("startup packet of %d bytes exceeds the limit of %d", e.Length, e.Max)
