@@ -115,3 +115,22 @@ func TestMaxMessageSize(t *testing.T) {
 	// Others are unaffected.
 	connect(t, g.dsn("alice", alicePassword))
 }
+
+func TestDeepPipelinesWaitForAnswers(t *testing.T) {
+	g := startGateway(t, func(p *proxy.Proxy) { p.Limits.MaxPipeline = 4 })
+	fe, conn := hijack(t, connectRaw(t, g.dsn("alice", alicePassword)))
+	defer conn.Close()
+	const n = 500
+	for range n {
+		fe.Send(&pgproto3.Query{String: "select 1"})
+	}
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		msgs := receiveUntilReady(t, fe)
+		if len(msgs) != 4 { // RowDescription, DataRow, CommandComplete, ReadyForQuery
+			t.Fatalf("answer %d: %d messages", i, len(msgs))
+		}
+	}
+}
