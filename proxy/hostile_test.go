@@ -232,3 +232,28 @@ func TestSlowlorisDoesNotHoldMemory(t *testing.T) {
 		t.Fatalf("a 60 MB declaration made the gateway allocate %d MiB up front", grew>>20)
 	}
 }
+
+func TestNewerProtocolMinorIsNegotiatedDown(t *testing.T) {
+	g := startGateway(t, nil)
+	c := dialRaw(t, g)
+	b, err := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion32,
+		Parameters: map[string]string{"user": "alice", "database": "app", "_pq_.future": "on"}}).Encode(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write(b)
+	fe := pgproto3.NewFrontend(c, io.Discard)
+	m, err := fe.Receive()
+	if err != nil {
+		t.Fatal(err)
+	}
+	npv, ok := m.(*pgproto3.NegotiateProtocolVersion)
+	if !ok || npv.NewestMinorProtocol != 0 || len(npv.UnrecognizedOptions) != 1 || npv.UnrecognizedOptions[0] != "_pq_.future" {
+		t.Fatalf("first answer %#v, want NegotiateProtocolVersion for 3.0 naming _pq_.future", m)
+	}
+	if m, err := fe.Receive(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := m.(*pgproto3.AuthenticationSASL); !ok {
+		t.Fatalf("then %#v, want the SASL exchange", m)
+	}
+}
