@@ -1,35 +1,22 @@
 package proxy_test
 
 import (
-	"context"
 	"encoding/binary"
 	"net"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestCancelThroughTheGateway(t *testing.T) {
 	g := startGateway(t, nil)
 	ctx := testContext(t)
-	conn, err := pgconn.Connect(ctx, g.dsn("alice", alicePassword))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := connectRaw(t, g.dsn("alice", alicePassword))
 	// The client holds the gateway's key, never the server's.
-	var serverPID uint32
 	res := conn.ExecParams(ctx, "select pg_backend_pid()", nil, nil, nil, nil).Read()
 	if res.Err != nil {
 		t.Fatal(res.Err)
 	}
-	var pid int
-	for _, c := range res.Rows[0][0] {
-		pid = pid*10 + int(c-'0')
-	}
-	serverPID = uint32(pid)
-	if conn.PID() == serverPID {
+	if conn.PID() == parseOID(t, res.Rows[0][0]) {
 		t.Fatal("the client was given the server's process id")
 	}
 
@@ -62,11 +49,7 @@ func TestCancelThroughTheGateway(t *testing.T) {
 func TestCancelWithAWrongKeyIsIgnored(t *testing.T) {
 	g := startGateway(t, nil)
 	ctx := testContext(t)
-	conn, err := pgconn.Connect(ctx, g.dsn("alice", alicePassword))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := connectRaw(t, g.dsn("alice", alicePassword))
 	done := make(chan error, 1)
 	go func() {
 		_, err := conn.Exec(ctx, "select pg_sleep(1)").ReadAll()

@@ -90,19 +90,29 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) bool {
 	return true
 }
 
+// configFlag parses the --config flag of the named command, the only flag
+// serve and check take. ok is false after a usage error, already reported.
+func configFlag(command string, args []string, stderr io.Writer) (file string, ok bool) {
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+	f := fs.String("config", "", "configuration `file` (YAML)")
+	if !parseFlags(fs, args, stderr) {
+		return "", false
+	}
+	if *f == "" {
+		fmt.Fprintf(stderr, "pgwarden %s: --config is required\n", command)
+		return "", false
+	}
+	return *f, true
+}
+
 // checkCommand loads and checks a configuration, including the files it
 // names, without serving.
 func checkCommand(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	file := fs.String("config", "", "configuration `file` (YAML)")
-	if !parseFlags(fs, args, stderr) {
+	file, ok := configFlag("check", args, stderr)
+	if !ok {
 		return exitUsage
 	}
-	if *file == "" {
-		fmt.Fprintln(stderr, "pgwarden check: --config is required")
-		return exitUsage
-	}
-	cfg, err := loadConfig(*file)
+	cfg, err := loadConfig(file)
 	if err == nil {
 		_, err = buildProxy(cfg, slog.New(slog.DiscardHandler))
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,13 +22,8 @@ const shutdownGrace = 30 * time.Second
 // serveCommand runs the gateway described by a configuration file until
 // SIGINT or SIGTERM.
 func serveCommand(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	file := fs.String("config", "", "configuration `file` (YAML)")
-	if !parseFlags(fs, args, stderr) {
-		return exitUsage
-	}
-	if *file == "" {
-		fmt.Fprintln(stderr, "pgwarden serve: --config is required")
+	file, ok := configFlag("serve", args, stderr)
+	if !ok {
 		return exitUsage
 	}
 	// Catch signals from the start, so that an early Ctrl-C is not lost.
@@ -37,7 +31,7 @@ func serveCommand(args []string, stderr io.Writer) int {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
-	cfg, err := loadConfig(*file)
+	cfg, err := loadConfig(file)
 	if err != nil {
 		fmt.Fprintf(stderr, "pgwarden: %v\n", err)
 		return exitError
