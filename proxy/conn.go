@@ -276,7 +276,7 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 		return nil, upstreamError(err)
 	}
 	s := newClientSession(cc, info, up, cred, release, lim)
-	if ferr := s.start(ctx); ferr != nil {
+	if ferr := s.start(ctx, cc.raw); ferr != nil {
 		up.conn.Close()
 		release()
 		return nil, ferr

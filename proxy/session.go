@@ -123,8 +123,9 @@ func newClientSession(cc *clientConn, info *session.Info, up *upstreamConn, cred
 
 // start records the session's start, registers it and tells the client it
 // is in: AuthenticationOk, the server's parameters, the gateway's
-// BackendKeyData and ReadyForQuery.
-func (s *clientSession) start(ctx context.Context) *session.Error {
+// BackendKeyData and ReadyForQuery. From then on the session registry, not
+// the list of connections in their startup, tracks raw.
+func (s *clientSession) start(ctx context.Context, raw net.Conn) *session.Error {
 	if s.recording {
 		ev := session.Event{Kind: session.KindSessionStart, SessionID: s.info.ID, Time: s.info.StartedAt,
 			Start: &session.StartEvent{Info: *s.info.Clone()}}
@@ -139,6 +140,7 @@ func (s *clientSession) start(ctx context.Context) *session.Error {
 		return pgError(session.CodeAdminShutdown, "terminating connection because the gateway is shutting down")
 	}
 	s.p.registerLocked(s)
+	delete(s.p.conns, raw)
 	s.p.mu.Unlock()
 
 	buf, _ := (&pgproto3.AuthenticationOk{}).Encode(nil)
