@@ -205,7 +205,7 @@ func storedCredentials(password session.Secret) (scram.StoredCredentials, error)
 			return scram.StoredCredentials{}, errors.New("password cannot be used with SCRAM")
 		}
 	}
-	return client.GetStoredCredentials(scram.KeyFactors{Salt: string(salt), Iters: scramIterations}), nil
+	return client.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: scramIterations})
 }
 
 // parseVerifier parses a SCRAM-SHA-256 verifier in PostgreSQL's format
