@@ -187,15 +187,19 @@ func (p *pipeline) popLocked() {
 	if p.n == 0 {
 		return
 	}
-	o := p.ring[p.head]
+	p.recycle(p.ring[p.head])
 	p.ring[p.head] = nil
+	p.head = (p.head + 1) % len(p.ring)
+	p.n--
+	p.space.Signal()
+}
+
+// recycle keeps a removed request's slot for the next push.
+func (p *pipeline) recycle(o *op) {
 	*o = op{}
 	if len(p.free) < 64 {
 		p.free = append(p.free, o)
 	}
-	p.head = (p.head + 1) % len(p.ring)
-	p.n--
-	p.space.Signal()
 }
 
 // popThroughSync removes requests up to and including the first Sync, as
@@ -247,10 +251,7 @@ func (p *pipeline) removeLocked(i int) {
 	}
 	p.ring[last] = nil
 	p.n--
-	*o = op{}
-	if len(p.free) < 64 {
-		p.free = append(p.free, o)
-	}
+	p.recycle(o)
 	p.space.Signal()
 }
 

@@ -57,21 +57,8 @@ func TestDemo(t *testing.T) {
 	cmd.Stdout = stdoutW
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
-	err = cmd.Start()
-	stdoutW.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	var demoDir string
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			cmd.Process.Kill()
-			<-exited
-		}
+	t.Cleanup(func() { // runs after startWatched's cleanup has stopped the demo
 		if demoDir != "" {
 			os.RemoveAll(demoDir)
 		}
@@ -79,6 +66,7 @@ func TestDemo(t *testing.T) {
 			t.Logf("demo stderr:\n%s", stderr.String())
 		}
 	})
+	exited := startWatched(t, cmd, stdoutW)
 
 	lines := readBanner(t, stdout, 5, 45*time.Second)
 	m := bannerRE.FindStringSubmatch(lines[0])
@@ -158,7 +146,6 @@ func TestDemo(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("demo still running 30s after SIGINT")
 	}
-	exited <- nil // for the cleanup
 	if _, err := os.Stat(demoDir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("demo directory %s still exists (%v)", demoDir, err)
 	}

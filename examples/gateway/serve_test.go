@@ -20,6 +20,33 @@ import (
 	"github.com/pgwarden/pgwarden/internal/pgtest"
 )
 
+// startWatched starts cmd, closes w (the child's end of an output pipe, so
+// that the parent sees EOF when the child exits), and kills the child at
+// cleanup if it is still running. The channel receives cmd.Wait's result.
+func startWatched(t *testing.T, cmd *exec.Cmd, w *os.File) <-chan error {
+	t.Helper()
+	err := cmd.Start()
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		exited <- cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	return exited
+}
+
 // buildBinary builds the pgwarden binary into a temporary directory.
 func buildBinary(t *testing.T) string {
 	t.Helper()
@@ -71,21 +98,7 @@ log:
 	}
 	defer stderr.Close()
 	cmd.Stderr = stderrW
-	err = cmd.Start()
-	stderrW.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
+	exited := startWatched(t, cmd, stderrW)
 
 	logs := make(chan map[string]any, 100)
 	go readJSONLogs(stderr, logs)
@@ -148,7 +161,6 @@ log:
 	case <-ctx.Done():
 		t.Fatal("serve still running after the sessions ended")
 	}
-	exited <- nil // for the cleanup
 	if err := cluster.Exec(ctx, "app", "DO $$ BEGIN IF (SELECT count(*) FROM t) <> 2 THEN RAISE 'rows lost'; END IF; END $$"); err != nil {
 		t.Errorf("committed rows: %v", err)
 	}
