@@ -3,6 +3,8 @@ package policy
 import (
 	"context"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/pgwarden/pgwarden/session"
 )
@@ -19,44 +21,123 @@ type Func func(ctx context.Context, q *Query) (Decision, error)
 // Decide calls f(ctx, q).
 func (f Func) Decide(ctx context.Context, q *Query) (Decision, error) { return f(ctx, q) }
 
-// Query is a statement to decide about, with its context.
+// Stage is the point of the protocol at which a statement is judged.
+type Stage string
+
+const (
+	// StageQuery: a simple-protocol Query message, judged before any of its
+	// statements reaches the server.
+	StageQuery Stage = "query"
+	// StageParse: an extended-protocol Parse, judged once per prepared
+	// statement, without parameters.
+	StageParse Stage = "parse"
+	// StageBind: a Bind of a prepared statement, judged again with the
+	// parameter values (Query.Params).
+	StageBind Stage = "bind"
+	// StageFunctionCall: a FunctionCall message (Query.FunctionOID).
+	StageFunctionCall Stage = "function-call"
+)
+
+// Query is a statement to decide about, with its context. The gateway
+// builds one per decision; a policy must treat it and everything it
+// references as read-only and valid only during Decide.
 type Query struct {
-	// Session is the session the statement arrived on (read-only).
+	// Session is the session the statement arrived on.
 	Session *session.Info
 	// Protocol is the path the statement took.
 	Protocol session.Protocol
-	// SQL is the statement text exactly as the client sent it: for the
-	// simple protocol, possibly several statements separated by semicolons.
-	// Empty for a function call.
+	// Stage is the protocol step being judged.
+	Stage Stage
+	// Time is when the statement arrived; conditions on time use it.
+	Time time.Time
+	// SQL is the text exactly as the client sent it: for the simple
+	// protocol, possibly several statements. Empty for a function call.
 	SQL string
+	// Statements are the analysed statements of SQL, in order; one
+	// KindFunctionCall statement for a function call. Empty for an empty
+	// query.
+	Statements []*Statement
 	// StatementName is the prepared statement's name (extended protocol).
 	StatementName string
+	// Portal is the portal a Bind creates.
+	Portal string
+	// Params are a Bind's parameter values; nil at other stages.
+	Params []Param
 	// FunctionOID is the function called (function-call protocol).
 	FunctionOID uint32
+	// SearchPath lists, in order, every schema an unqualified relation
+	// name may resolve to in this session: pg_temp and pg_catalog, then
+	// the schemas of the session's search_path as the gateway tracked it
+	// (a superset when SET and RESET made it uncertain). Nil means unknown:
+	// a computed set_config made it so, and any schema is possible.
+	SearchPath []string
 }
 
-// Verdict is what happens to a statement. Verdicts are ordered from the
-// most to the least permissive, so that combining decisions is taking the
-// largest.
+// Param is one bind parameter value.
+type Param struct {
+	// Value is the value in the format the client chose; nil for NULL.
+	Value []byte
+	// Binary is set for the binary format, clear for text.
+	Binary bool
+	// Type is the parameter's type OID when the client declared it in the
+	// Parse, 0 otherwise.
+	Type uint32
+}
+
+// Schemas returns the schemas r may resolve to in this session, in order:
+// its own schema when it is qualified, otherwise q.SearchPath. Nil means
+// any schema is possible.
+func (q *Query) Schemas(r Relation) []string {
+	if r.Schema != "" {
+		return []string{r.Schema}
+	}
+	return q.SearchPath
+}
+
+// Verdict is what happens to a statement. Verdicts are ordered from no
+// opinion through the most permissive to the strictest, so that combining
+// decisions is taking the largest.
 type Verdict int
 
 const (
+	// Abstain is no decision: the rule does not apply. It is the zero
+	// Verdict; a top-level policy that abstains refuses the statement (the
+	// gateway fails closed).
+	Abstain Verdict = iota
 	// Allow forwards the statement.
-	Allow Verdict = iota
+	Allow
+	// Mask forwards the statement and masks the result columns named in
+	// Decision.Masks.
+	Mask
+	// Approve holds the statement until a person approves it.
+	Approve
 	// Block refuses the statement with ERROR 42501; the session stays
 	// usable, and an open transaction is aborted.
 	Block
+	// Terminate refuses the statement and ends the session with FATAL
+	// 42501; with Decision.Suspend, the identity's whole delegation chain
+	// cannot open a session for that long.
+	Terminate
 )
 
-// String returns "allow" or "block".
+var verdictNames = [...]string{Abstain: "abstain", Allow: "allow", Mask: "mask", Approve: "approve", Block: "block", Terminate: "terminate"}
+
+// String returns the verdict's lower-case name.
 func (v Verdict) String() string {
-	switch v {
-	case Allow:
-		return "allow"
-	case Block:
-		return "block"
+	if v >= 0 && int(v) < len(verdictNames) {
+		return verdictNames[v]
 	}
 	return fmt.Sprintf("verdict(%d)", int(v))
+}
+
+// ParseVerdict returns the verdict named s ("allow", "mask", "approve",
+// "block", "terminate"), and whether there is one.
+func ParseVerdict(s string) (Verdict, bool) {
+	i := slices.Index(verdictNames[:], s)
+	if i <= int(Abstain) {
+		return Abstain, false
+	}
+	return Verdict(i), true
 }
 
 // Decision is a policy's answer about a statement.
@@ -67,10 +148,25 @@ type Decision struct {
 	// Reason says why, in words the user will read (it is sent to the
 	// client in the error's detail). Never put a secret in it.
 	Reason string
+	// Masks are the columns to mask, for a Mask verdict.
+	Masks []ColumnMask
+	// Suspend, for a Terminate verdict, is how long the identity's
+	// delegation chain (the subject and every actor) may not open a
+	// session; zero suspends nobody.
+	Suspend time.Duration
 }
 
-// AllowAll returns a Policy that allows every statement, under the rule
-// "allow-all". Choosing it is choosing no statement control at all.
+// ColumnMask asks that the values of a column be masked.
+type ColumnMask struct {
+	// Column is schema.table.column.
+	Column string
+	// Masker names the masker to apply (see package mask).
+	Masker string
+}
+
+// AllowAll returns a Policy that allows every statement, function calls
+// included, under the rule "allow-all". Choosing it is choosing no
+// statement control at all.
 func AllowAll() Policy {
 	return Func(func(context.Context, *Query) (Decision, error) {
 		return Decision{Verdict: Allow, Rule: "allow-all"}, nil

@@ -1,0 +1,114 @@
+// Package analysis reads SQL with PostgreSQL's own grammar (libpg_query,
+// through pg_query_go) and summarises each statement as a policy.Statement:
+// its kind, whether it writes, the relations it reads and writes, the
+// functions it calls and the settings it changes. Results are cached by
+// exact text in a cache bounded by bytes.
+//
+// The analyzer fails closed: text it cannot parse, or will not hand to the
+// parser because it is too large or too deeply nested, is an *Error, and the
+// gateway refuses the statement.
+package analysis
+
+import (
+	"fmt"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pgwarden/pgwarden/policy"
+)
+
+// Error is why a text could not be analysed. Reason is safe to show to the
+// client (it quotes nothing but the parser's own message).
+type Error struct {
+	Reason string
+}
+
+func (e *Error) Error() string { return "cannot analyse the statement: " + e.Reason }
+
+// Analyzer analyses SQL text. It is safe for concurrent use.
+type Analyzer struct {
+	limits Limits
+	cache  *cache
+}
+
+// New returns an Analyzer with the given limits that caches up to
+// cacheBytes of results (0 disables the cache).
+func New(limits Limits, cacheBytes int64) *Analyzer {
+	a := &Analyzer{limits: limits}
+	if cacheBytes > 0 {
+		a.cache = newCache(cacheBytes)
+	}
+	return a
+}
+
+// Analyze returns the statements of sql. The result is shared: callers must
+// not modify it. An empty text (or one of only comments and semicolons)
+// has no statements.
+func (a *Analyzer) Analyze(sql string) ([]*policy.Statement, error) {
+	if a.cache != nil {
+		if sts, ok := a.cache.get(sql); ok {
+			return sts, nil
+		}
+	}
+	sts, cost, err := a.analyze(sql)
+	if err != nil {
+		return nil, err
+	}
+	if a.cache != nil {
+		a.cache.put(sql, sts, cost)
+	}
+	return sts, nil
+}
+
+func (a *Analyzer) analyze(sql string) (sts []*policy.Statement, cost int64, err error) {
+	if err := a.limits.precheck(sql); err != nil {
+		return nil, 0, err
+	}
+	if strings.IndexByte(sql, 0) >= 0 {
+		return nil, 0, &Error{Reason: "the statement contains a NUL byte"}
+	}
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		return nil, 0, &Error{Reason: parseErrorReason(err)}
+	}
+	defer func() {
+		// The walker trusts the parser's trees; should one surprise it,
+		// refuse rather than crash the session.
+		if r := recover(); r != nil {
+			sts, err = nil, &Error{Reason: fmt.Sprintf("internal analysis error: %v", r)}
+		}
+	}()
+	for _, raw := range tree.Stmts {
+		text := statementText(sql, raw)
+		st := classify(raw.Stmt, text)
+		st.Tree = raw
+		sts = append(sts, st)
+	}
+	// Parse trees take several times their serialised size in memory.
+	cost = int64(len(sql))*2 + int64(proto.Size(tree))*4 + int64(len(sts))*512
+	return sts, cost, nil
+}
+
+// parseErrorReason turns a pg_query error into the words for the client.
+func parseErrorReason(err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, "recursion") || strings.Contains(msg, "stack depth") {
+		return "the statement is nested too deeply"
+	}
+	return "syntax error: " + msg
+}
+
+// statementText cuts one statement out of a multi-statement text.
+func statementText(sql string, raw *pg_query.RawStmt) string {
+	start := int(raw.StmtLocation)
+	if start < 0 || start > len(sql) {
+		return sql
+	}
+	end := len(sql)
+	if raw.StmtLen > 0 && start+int(raw.StmtLen) <= len(sql) {
+		end = start + int(raw.StmtLen)
+	}
+	return strings.TrimSpace(sql[start:end])
+}

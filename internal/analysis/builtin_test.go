@@ -1,0 +1,62 @@
+package analysis
+
+import (
+	"flag"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgwarden/pgwarden/internal/pgtest"
+)
+
+var update = flag.Bool("update", false, "rewrite builtin_functions.txt from the test cluster")
+
+// TestBuiltinFunctions checks that the embedded list of built-in function
+// names is exactly pg_catalog's: a missing name would make a built-in look
+// like a user function (refused as run-time), an extra one would make a
+// user function look built in.
+func TestBuiltinFunctions(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{})
+	conn, err := pgconn.Connect(t.Context(), c.SuperConnString(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	res := conn.ExecParams(t.Context(),
+		"SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace ORDER BY 1", nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	var names []string
+	for _, row := range res.Rows {
+		names = append(names, string(row[0]))
+	}
+	if *update {
+		if err := os.WriteFile("builtin_functions.txt", []byte(strings.Join(names, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	embedded := strings.Fields(builtinFunctionNames)
+	if !slices.Equal(names, embedded) {
+		for _, n := range names {
+			if !builtinFunctions[n] {
+				t.Errorf("pg_catalog.%s is missing from builtin_functions.txt", n)
+			}
+		}
+		t.Fatalf("builtin_functions.txt differs from the server's pg_catalog (%d names, server %d); run go test -run TestBuiltinFunctions -update", len(embedded), len(names))
+	}
+	for name := range writingFunctions {
+		if !builtinFunctions[name] {
+			t.Errorf("writing function %s is not in pg_catalog", name)
+		}
+	}
+	for name := range sqlRunningFunctions {
+		if !builtinFunctions[name] {
+			t.Errorf("SQL-running function %s is not in pg_catalog", name)
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package analysis
+
+import "fmt"
+
+// Limits bound what the analyzer hands to the parser. libpg_query runs
+// in C: very deep trees overflow its stack and kill the process (not a Go
+// panic), and huge statements take seconds to parse, so both are checked
+// on the raw text first.
+type Limits struct {
+	// MaxBytes is the longest SQL text analysed; 0 means 1 MiB.
+	MaxBytes int
+	// MaxDepth is the deepest parenthesis nesting; 0 means 256.
+	MaxDepth int
+	// MaxOperators is the most operator tokens in one text (each may add a
+	// level to the parse tree: a+b+c+... is a tree as deep as it is long);
+	// 0 means 4096.
+	MaxOperators int
+}
+
+func (l Limits) maxBytes() int     { return orDefault(l.MaxBytes, 1<<20) }
+func (l Limits) maxDepth() int     { return orDefault(l.MaxDepth, 256) }
+func (l Limits) maxOperators() int { return orDefault(l.MaxOperators, 4096) }
+
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// precheck scans sql the way PostgreSQL's lexer would, skipping comments,
+// string literals, quoted identifiers and dollar-quoted strings, and
+// refuses texts over the limits. It errs on the side of refusing: a
+// construct it does not understand is counted as if it were code.
+func (l Limits) precheck(sql string) error {
+	if len(sql) > l.maxBytes() {
+		return &Error{Reason: fmt.Sprintf("the statement is %d bytes long; the gateway analyses at most %d", len(sql), l.maxBytes())}
+	}
+	maxDepth, maxOps := l.maxDepth(), l.maxOperators()
+	depth, ops := 0, 0
+	for i := 0; i < len(sql); {
+		c := sql[i]
+		switch {
+		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+			// A comment runs to the end of the line; PostgreSQL's lexer ends
+			// it at \n or \r.
+			i += 2
+			for i < len(sql) && sql[i] != '\n' && sql[i] != '\r' {
+				i++
+			}
+		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
+			// Block comments nest.
+			i += 2
+			for n := 1; n > 0 && i < len(sql); {
+				switch {
+				case sql[i] == '/' && i+1 < len(sql) && sql[i+1] == '*':
+					n++
+					i += 2
+				case sql[i] == '*' && i+1 < len(sql) && sql[i+1] == '/':
+					n--
+					i += 2
+				default:
+					i++
+				}
+			}
+		case c == '\'':
+			// E'...' strings take backslash escapes; others double quotes.
+			escapes := i > 0 && (sql[i-1] == 'E' || sql[i-1] == 'e') && (i < 2 || !isIdent(sql[i-2]))
+			i = skipQuoted(sql, i+1, '\'', escapes)
+		case c == '"':
+			i = skipQuoted(sql, i+1, '"', false)
+		case c == '$' && (i == 0 || !isIdent(sql[i-1])):
+			if end, ok := dollarTag(sql, i); ok {
+				tag := sql[i:end]
+				i = end
+				for i < len(sql) && !(sql[i] == '$' && hasPrefixAt(sql, i, tag)) {
+					i++
+				}
+				i += len(tag)
+				continue
+			}
+			i++
+		case c == '(' || c == '[':
+			depth++
+			if depth > maxDepth {
+				return &Error{Reason: fmt.Sprintf("the statement nests parentheses more than %d deep", maxDepth)}
+			}
+			i++
+		case c == ')' || c == ']':
+			if depth > 0 {
+				depth--
+			}
+			i++
+		case isOperator(c):
+			ops++
+			for i < len(sql) && isOperator(sql[i]) {
+				i++
+			}
+			if ops > maxOps {
+				return &Error{Reason: fmt.Sprintf("the statement has more than %d operators", maxOps)}
+			}
+		case isIdentStart(c):
+			start := i
+			for i < len(sql) && isIdent(sql[i]) {
+				i++
+			}
+			if isKeywordOperator(sql[start:i]) {
+				ops++
+				if ops > maxOps {
+					return &Error{Reason: fmt.Sprintf("the statement has more than %d operators", maxOps)}
+				}
+			}
+		default:
+			i++
+		}
+	}
+	return nil
+}
+
+// skipQuoted returns the index after the quote that closes a literal
+// starting at i.
+func skipQuoted(sql string, i int, quote byte, escapes bool) int {
+	for i < len(sql) {
+		switch {
+		case escapes && sql[i] == '\\':
+			i += 2
+		case sql[i] == quote:
+			if i+1 < len(sql) && sql[i+1] == quote {
+				i += 2
+				continue
+			}
+			return i + 1
+		default:
+			i++
+		}
+	}
+	return i
+}
+
+// dollarTag reports whether a dollar-quote tag ($$ or $tag$) starts at i,
+// and where it ends.
+func dollarTag(sql string, i int) (int, bool) {
+	j := i + 1
+	if j < len(sql) && sql[j] >= '0' && sql[j] <= '9' {
+		return 0, false // $1 is a parameter
+	}
+	for j < len(sql) && isIdent(sql[j]) && sql[j] != '$' {
+		j++
+	}
+	if j < len(sql) && sql[j] == '$' {
+		return j + 1, true
+	}
+	return 0, false
+}
+
+func hasPrefixAt(s string, i int, prefix string) bool {
+	return len(s)-i >= len(prefix) && s[i:i+len(prefix)] == prefix
+}
+
+func isIdentStart(c byte) bool {
+	return c == '_' || (c|0x20 >= 'a' && c|0x20 <= 'z') || c >= 0x80
+}
+
+func isIdent(c byte) bool { return isIdentStart(c) || (c >= '0' && c <= '9') || c == '$' }
+
+func isOperator(c byte) bool {
+	switch c {
+	case '+', '-', '*', '/', '<', '>', '=', '~', '!', '@', '#', '%', '^', '&', '|', '`', '?':
+		return true
+	}
+	return false
+}
+
+// isKeywordOperator reports whether word is a keyword that builds an
+// expression node (AND/OR chains are flattened by the parser, but NOT,
+// IS, BETWEEN and friends are not).
+func isKeywordOperator(word string) bool {
+	if len(word) < 2 || len(word) > 7 {
+		return false
+	}
+	var b [7]byte
+	for i := range len(word) {
+		b[i] = word[i] | 0x20
+	}
+	switch string(b[:len(word)]) {
+	case "not", "is", "between", "like", "ilike", "similar", "collate", "at", "and", "or":
+		return true
+	}
+	return false
+}
