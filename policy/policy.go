@@ -65,11 +65,13 @@ type Query struct {
 	Params []Param
 	// FunctionOID is the function called (function-call protocol).
 	FunctionOID uint32
-	// SearchPath lists, in order, every schema an unqualified relation
-	// name may resolve to in this session: pg_temp and pg_catalog, then
-	// the schemas of the session's search_path as the gateway tracked it
-	// (a superset when SET and RESET made it uncertain). Nil means unknown:
-	// a computed set_config made it so, and any schema is possible.
+	// SearchPath lists, in order, the schemas an unqualified relation name
+	// may resolve to in this session: the existing schemas of the
+	// session's search_path when it started, and every schema a SET
+	// search_path named since (a superset when the path changed; pg_temp,
+	// which holds only the session's own tables, is left out). Nil means
+	// unknown (a computed set_config), and any schema is possible. Use
+	// Schemas to resolve a relation.
 	SearchPath []string
 }
 
@@ -84,14 +86,30 @@ type Param struct {
 	Type uint32
 }
 
-// Schemas returns the schemas r may resolve to in this session, in order:
-// its own schema when it is qualified, otherwise q.SearchPath. Nil means
-// any schema is possible.
+// Schemas returns the schemas r may resolve to in this session: its own
+// schema when it is qualified; otherwise pg_catalog for a catalog
+// relation (unless the search_path lists pg_catalog later, when the
+// schemas before it count too), and every schema of SearchPath for the
+// others (no one but a superuser creates relations in pg_catalog). Nil
+// means any schema is possible.
 func (q *Query) Schemas(r Relation) []string {
 	if r.Schema != "" {
 		return []string{r.Schema}
 	}
-	return q.SearchPath
+	if q.SearchPath == nil {
+		return nil
+	}
+	at := slices.Index(q.SearchPath, "pg_catalog")
+	if r.Catalog {
+		if at < 0 {
+			return []string{"pg_catalog"}
+		}
+		return q.SearchPath[:at+1]
+	}
+	if at < 0 {
+		return q.SearchPath
+	}
+	return slices.Delete(slices.Clone(q.SearchPath), at, at+1)
 }
 
 // Verdict is what happens to a statement. Verdicts are ordered from no

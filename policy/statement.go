@@ -112,6 +112,10 @@ type Relation struct {
 	// Name is the relation's name, case-folded and unquoted the way
 	// PostgreSQL does.
 	Name string
+	// Catalog is set when the name is unqualified and names one of
+	// PostgreSQL's own relations in pg_catalog (pg_class, pg_authid, ...),
+	// which the server finds there before looking in the search_path.
+	Catalog bool
 }
 
 // String returns schema.name, or name when unqualified.

@@ -25,20 +25,15 @@ func TestBuiltinFunctions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(t.Context())
-	res := conn.ExecParams(t.Context(),
-		"SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace ORDER BY 1", nil, nil, nil, nil).Read()
-	if res.Err != nil {
-		t.Fatal(res.Err)
-	}
-	var names []string
-	for _, row := range res.Rows {
-		names = append(names, string(row[0]))
-	}
+	names := catalogNames(t, conn, "builtin_functions.txt",
+		"SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace ORDER BY 1")
+	rels := catalogNames(t, conn, "catalog_relations.txt",
+		"SELECT relname FROM pg_class WHERE relnamespace = 'pg_catalog'::regnamespace ORDER BY 1")
 	if *update {
-		if err := os.WriteFile("builtin_functions.txt", []byte(strings.Join(names, "\n")+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
 		return
+	}
+	if embedded := strings.Fields(catalogRelationNames); !slices.Equal(rels, embedded) {
+		t.Errorf("catalog_relations.txt differs from the server's pg_catalog (%d names, server %d); run go test -run TestBuiltinFunctions -update", len(embedded), len(rels))
 	}
 	embedded := strings.Fields(builtinFunctionNames)
 	if !slices.Equal(names, embedded) {
@@ -59,4 +54,24 @@ func TestBuiltinFunctions(t *testing.T) {
 			t.Errorf("SQL-running function %s is not in pg_catalog", name)
 		}
 	}
+}
+
+// catalogNames runs sql and returns the first column; with -update it
+// writes them to file.
+func catalogNames(t *testing.T, conn *pgconn.PgConn, file, sql string) []string {
+	t.Helper()
+	res := conn.ExecParams(t.Context(), sql, nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	var names []string
+	for _, row := range res.Rows {
+		names = append(names, string(row[0]))
+	}
+	if *update {
+		if err := os.WriteFile(file, []byte(strings.Join(names, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return names
 }

@@ -581,7 +581,7 @@ func relation(n *pg_query.RangeVar) policy.Relation {
 	if n == nil {
 		return policy.Relation{}
 	}
-	return policy.Relation{Schema: n.Schemaname, Name: n.Relname}
+	return policy.Relation{Schema: n.Schemaname, Name: n.Relname, Catalog: n.Schemaname == "" && catalogRelations[n.Relname]}
 }
 
 // qualifiedName turns a list of String nodes (schema, name) into a
@@ -597,7 +597,7 @@ func qualifiedName(items []*pg_query.Node) policy.Relation {
 	case 0:
 		return policy.Relation{}
 	case 1:
-		return policy.Relation{Name: parts[0]}
+		return policy.Relation{Name: parts[0], Catalog: catalogRelations[parts[0]]}
 	}
 	return policy.Relation{Schema: parts[len(parts)-2], Name: parts[len(parts)-1]}
 }
@@ -747,7 +747,7 @@ func parseRelationName(s string) policy.Relation {
 		return policy.Relation{}
 	}
 	if len(parts) == 1 {
-		return policy.Relation{Name: parts[0]}
+		return policy.Relation{Name: parts[0], Catalog: catalogRelations[parts[0]]}
 	}
 	return policy.Relation{Schema: parts[len(parts)-2], Name: parts[len(parts)-1]}
 }

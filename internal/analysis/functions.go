@@ -22,6 +22,21 @@ var builtinFunctions = func() map[string]bool {
 	return m
 }()
 
+// catalogRelationNames lists the relations of pg_catalog in PostgreSQL 15
+// (checked like builtinFunctionNames).
+//
+//go:embed catalog_relations.txt
+var catalogRelationNames string
+
+// catalogRelations is the set of catalogRelationNames, read-only.
+var catalogRelations = func() map[string]bool {
+	m := make(map[string]bool, 256)
+	for _, name := range strings.Fields(catalogRelationNames) {
+		m[name] = true
+	}
+	return m
+}()
+
 // writingFunctions are built-in functions that change data: sequences,
 // large objects, WAL.
 var writingFunctions = map[string]bool{
