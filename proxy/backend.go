@@ -164,10 +164,21 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 		return m.Raw, s.readyForQuery(m)
 	case 'N', 'A': // NoticeResponse, NotificationResponse: not tied to a request
 	case 'S': // ParameterStatus
-		if _, rest, ok := wire.CString(m.Body); !ok {
+		name, rest, ok := wire.CString(m.Body)
+		if !ok {
 			return nil, upstreamViolation("malformed ParameterStatus")
-		} else if _, rest, ok = wire.CString(rest); !ok || len(rest) != 0 {
+		}
+		value, rest, ok := wire.CString(rest)
+		if !ok || len(rest) != 0 {
 			return nil, upstreamViolation("malformed ParameterStatus")
+		}
+		if !parsingSafe(string(name), string(value)) {
+			// Something the analysis did not catch changed how the server
+			// reads statements: the gateway can no longer judge them.
+			s.log.Error("pgwarden: the server's parsing settings changed; session ended", "parameter", string(name), "value", string(value))
+			s.end(session.EndProtocolError, &session.Error{Code: session.CodeInsufficientPrivilege,
+				Message: fmt.Sprintf("pgwarden: %s changed to %q, which makes the server read statements differently from the gateway", name, value)})
+			return nil, errSessionOver
 		}
 	default:
 		// Authentication requests, BackendKeyData (which would reveal the

@@ -18,6 +18,7 @@ import (
 	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/credstore"
 	"github.com/pgwarden/pgwarden/internal/wire"
+	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/session"
 )
 
@@ -231,6 +232,11 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 	if !id.ExpiresAt.IsZero() && !time.Now().Before(id.ExpiresAt) {
 		return nil, pgError(session.CodeInvalidAuthorization, "the presented credential has expired")
 	}
+	if sus, ok := p.suspendedFor(id); ok {
+		cc.log.Info("pgwarden: suspended identity refused", "subject", id.Subject, "rule", sus.rule)
+		return nil, &session.Error{Code: session.CodeInvalidAuthorization,
+			Message: fmt.Sprintf("pgwarden: this identity is suspended until %s by rule %q", sus.until.UTC().Format(time.RFC3339), sus.rule)}
+	}
 	info := &session.Info{
 		ID:              newSessionID(),
 		Identity:        id,
@@ -269,7 +275,11 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 	}
 	info.UpstreamUser = cred.User
 
-	up, err := p.Upstream.connect(ctx, cred, req.database, req.params, lim.MaxUpstreamMessageSize)
+	var setup policy.Setup
+	if p.Policy != nil {
+		setup = policy.SetupFor(p.Policy, &policy.Query{Session: info, Time: time.Now()})
+	}
+	up, err := p.Upstream.connect(ctx, cred, req.database, req.params, setup, lim.MaxUpstreamMessageSize)
 	if err != nil {
 		release()
 		cc.log.Error("pgwarden: upstream login failed", "err", err)

@@ -42,6 +42,21 @@ func refusedParse(name string) []byte {
 	return b
 }
 
+// refusedName is a prepared statement name the gateway reserves: a Bind
+// of it is certain to fail, and clients may not Parse it.
+const refusedName = "pgwarden\x1frefused"
+
+// refusedBind returns a Bind of the reserved statement name to portal.
+func refusedBind(portal string) []byte {
+	b := []byte{'B', 0, 0, 0, 0}
+	b = append(b, portal...)
+	b = append(b, 0)
+	b = append(b, refusedName...)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(b[1:], uint32(len(b)-1))
+	return b
+}
+
 // relayFrontend forwards the client's messages to the server until the
 // session ends, judging every statement on the way.
 func (s *clientSession) relayFrontend() {
@@ -94,7 +109,7 @@ func (s *clientSession) frontendMessage(m wire.Message) *session.Error {
 		if err != nil {
 			return malformed(m.Type)
 		}
-		return s.forwardStatement(m.Raw, opParse, &statement{protocol: session.ProtocolExtended, sql: parse.Query, name: parse.Name})
+		return s.forwardStatement(m.Raw, opParse, &statement{protocol: session.ProtocolExtended, sql: parse.Query, name: parse.Name, paramTypes: parse.ParamTypes})
 	case 'F':
 		oid, err := wire.FunctionOID(m.Body)
 		if err != nil {
@@ -108,7 +123,7 @@ func (s *clientSession) frontendMessage(m wire.Message) *session.Error {
 		}
 		// Which statement the name means is settled when the server
 		// answers the Bind (see answered).
-		return s.forward(m.Raw, op{kind: opBind, stmt: s.statements[string(name)], portal: string(portal)})
+		return s.forwardBind(m, op{kind: opBind, stmt: s.statements[string(name)], portal: string(portal)})
 	case 'E':
 		portal, err := wire.ExecutePortal(m.Body)
 		if err != nil {
@@ -161,7 +176,17 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 	}
 	st.seq = s.seq.Add(1)
 	s.lastStmt.Store(time.Now().UnixNano())
-	st.decision = s.decide(st)
+	switch {
+	case kind == opParse && st.name == refusedName:
+		st.decision = policy.Decision{Verdict: policy.Block, Rule: "reserved-name",
+			Reason: "The gateway reserves this prepared statement name."}
+	case kind == opParse:
+		st.decision = s.judge(st, policy.StageParse, nil)
+	case kind == opFunctionCall:
+		st.decision = s.judge(st, policy.StageFunctionCall, nil)
+	default:
+		st.decision = s.judge(st, policy.StageQuery, nil)
+	}
 	if kind == opParse {
 		s.trackParse(st)
 	}
@@ -173,7 +198,60 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 			raw = refusedQuery
 		}
 	}
-	return s.sendStatement(raw, kind, st)
+	if err := s.sendStatement(raw, kind, st); err != nil {
+		return err
+	}
+	if st.decision.Verdict == policy.Terminate {
+		return s.terminateFor(st.decision)
+	}
+	return nil
+}
+
+// forwardBind judges a Bind with its parameters and forwards it, or a Bind
+// the server is certain to reject in its place.
+func (s *clientSession) forwardBind(m wire.Message, o op) *session.Error {
+	st := o.stmt
+	if st == nil || st.decision.Verdict != policy.Allow || st.analysis == nil {
+		// Never prepared through the gateway, or refused at Parse: the
+		// server rejects the Bind by itself.
+		return s.forward(m.Raw, o)
+	}
+	params, err := wire.BindParams(s.bindParams[:0], m.Body)
+	if err != nil {
+		return malformed(m.Type)
+	}
+	s.bindParams = params[:0]
+	pp := s.policyParams[:0]
+	for i, p := range params {
+		var typ uint32
+		if i < len(st.paramTypes) {
+			typ = st.paramTypes[i]
+		}
+		pp = append(pp, policy.Param{Value: p.Value, Binary: p.Binary, Type: typ})
+	}
+	s.policyParams = pp[:0]
+	d := s.judge(&statement{protocol: st.protocol, sql: st.sql, name: st.name, analysis: st.analysis, portal: o.portal}, policy.StageBind, pp)
+	clear(pp)
+	clear(params)
+	if d.Verdict == policy.Allow {
+		return s.forward(m.Raw, o)
+	}
+	o.refused = &d
+	if s.recording {
+		ev := session.Event{Kind: session.KindStatement, SessionID: s.info.ID, Time: time.Now(),
+			Statement: &session.StatementEvent{Seq: s.seq.Add(1), Protocol: st.protocol, SQL: st.sql, Name: st.name,
+				Verdict: d.Verdict.String(), Rule: d.Rule, Reason: d.Reason}}
+		if !s.record(ev) {
+			return errSessionOver
+		}
+	}
+	if err := s.forward(refusedBind(o.portal), o); err != nil {
+		return err
+	}
+	if d.Verdict == policy.Terminate {
+		return s.terminateFor(d)
+	}
+	return nil
 }
 
 // sendStatement records the statement and forwards raw for it.
@@ -254,32 +332,6 @@ func (s *clientSession) pruneStatements() {
 // portals) may not create one more.
 func (s *clientSession) overLimit(n int) bool {
 	return s.lim.MaxPreparedStatements > 0 && n >= s.lim.MaxPreparedStatements
-}
-
-// decide asks the policy about a statement; a missing policy, an error or
-// an unknown verdict refuses it (fail closed).
-func (s *clientSession) decide(st *statement) policy.Decision {
-	pol := s.p.Policy
-	if pol == nil {
-		return policy.Decision{Verdict: policy.Block, Rule: "no-policy",
-			Reason: "The gateway has no policy configured, so it refuses every statement."}
-	}
-	// The contract lets the policy see q only during the call, so one per
-	// session will do.
-	q := &s.query
-	*q = policy.Query{Session: s.info, Protocol: st.protocol, SQL: st.sql, StatementName: st.name, FunctionOID: st.fnOID}
-	d, err := pol.Decide(s.ctx, q)
-	*q = policy.Query{}
-	if err != nil {
-		s.log.Error("pgwarden: policy failed; statement refused", "err", err, "seq", st.seq)
-		return policy.Decision{Verdict: policy.Block, Rule: "policy-error",
-			Reason: "The policy could not decide about this statement, so the gateway refuses it."}
-	}
-	if d.Verdict != policy.Allow && d.Verdict != policy.Block {
-		return policy.Decision{Verdict: policy.Block, Rule: d.Rule,
-			Reason: fmt.Sprintf("The policy returned %v, which this gateway cannot enforce; the statement is refused.", d.Verdict)}
-	}
-	return d
 }
 
 // forward queues o as awaiting an answer and writes raw to the server.

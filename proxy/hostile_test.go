@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,6 +165,8 @@ func fakeServer(t testing.TB, answer []byte) string {
 				}
 				be.Send(&pgproto3.AuthenticationOk{})
 				be.Send(&pgproto3.ParameterStatus{Name: "server_version", Value: "15.0"})
+				be.Send(&pgproto3.ParameterStatus{Name: "standard_conforming_strings", Value: "on"})
+				be.Send(&pgproto3.ParameterStatus{Name: "client_encoding", Value: "UTF8"})
 				be.Send(&pgproto3.BackendKeyData{ProcessID: 1, SecretKey: []byte{1, 2, 3, 4}})
 				be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
 				be.Flush()
@@ -172,7 +175,15 @@ func fakeServer(t testing.TB, answer []byte) string {
 					if err != nil {
 						return
 					}
-					if _, ok := m.(*pgproto3.Query); ok {
+					if q, ok := m.(*pgproto3.Query); ok {
+						if strings.Contains(q.String, "current_schemas") {
+							// The gateway's login query: no schemas.
+							be.Send(&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("unnest"), DataTypeOID: 19, DataTypeSize: 64}}})
+							be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT 0")})
+							be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+							be.Flush()
+							continue
+						}
 						if answer == nil {
 							return
 						}

@@ -34,6 +34,14 @@ type Limits struct {
 	// portals a session may have at once. Past it a Parse or Bind is refused
 	// with ERROR 54000. Default 100000.
 	MaxPreparedStatements int
+	// MaxStatementSize is the longest SQL text the gateway analyses, in
+	// bytes; a longer one is refused (rule "analysis"), since the gateway
+	// cannot judge what it does not parse. Default 1 MiB.
+	MaxStatementSize int
+	// AnalysisCacheSize bounds the memory, in bytes, of the cache of
+	// analysed statements (shared by all sessions, keyed by exact text).
+	// Default 32 MiB; negative disables the cache.
+	AnalysisCacheSize int64
 }
 
 const (
@@ -44,6 +52,8 @@ const (
 	defaultAuthTimeout           = 60 * time.Second
 	defaultMaxPipeline           = 1 << 16
 	defaultMaxPreparedStatements = 100000
+	defaultMaxStatementSize      = 1 << 20
+	defaultAnalysisCacheSize     = 32 << 20
 )
 
 // effective returns l with defaults filled in; a negative value becomes 0
@@ -76,5 +86,7 @@ func (l Limits) effective() Limits {
 		IdleTimeout:            pickDur(l.IdleTimeout, 0),
 		MaxPipeline:            pick(l.MaxPipeline, defaultMaxPipeline),
 		MaxPreparedStatements:  pick(l.MaxPreparedStatements, defaultMaxPreparedStatements),
+		MaxStatementSize:       pick(l.MaxStatementSize, defaultMaxStatementSize),
+		AnalysisCacheSize:      int64(pickDur(time.Duration(l.AnalysisCacheSize), defaultAnalysisCacheSize)),
 	}
 }

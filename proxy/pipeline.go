@@ -49,7 +49,13 @@ type statement struct {
 	sql      string
 	name     string
 	fnOID    uint32
+	// paramTypes are the parameter types a Parse declared.
+	paramTypes []uint32
+	// portal is the portal a judged Bind creates.
+	portal   string
 	decision policy.Decision
+	// analysis is the statement's analysis, once judged.
+	analysis []*policy.Statement
 	// parse is the outcome of a Parse: parsePending until the server
 	// answers, then parseOK or parseFailed (an error, or skipped after an
 	// earlier error).

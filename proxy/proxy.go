@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/credstore"
+	"github.com/pgwarden/pgwarden/internal/analysis"
 	"github.com/pgwarden/pgwarden/internal/sockio"
 	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/session"
@@ -80,6 +81,10 @@ type Proxy struct {
 	wg        sync.WaitGroup // connection goroutines
 	tlsOnce   sync.Once
 	tlsLeaf   []byte // tls-server-end-point data when the certificate is fixed
+
+	analyzerOnce sync.Once
+	analysis     *analysis.Analyzer
+	suspended    map[suspensionKey]suspension // delegation chains kept out (see suspend)
 }
 
 func (p *Proxy) logger() *slog.Logger {

@@ -47,10 +47,13 @@ type clientSession struct {
 	pipe *pipeline
 
 	// Frontend relay state.
-	statements map[string]*statement // prepared statements by name (see preparedStatement)
-	query      policy.Query          // reused for every Decide call
-	seq        atomic.Int64          // statements sent so far
-	lastStmt   atomic.Int64          // unix nanoseconds of the last statement
+	statements   map[string]*statement // prepared statements by name (see preparedStatement)
+	query        policy.Query          // reused for every Decide call
+	names        sqlNames              // SQL-level names and search path (see judge)
+	bindParams   []wire.BindParam      // reused to decode Binds
+	policyParams []policy.Param        // reused to hand Bind parameters to the policy
+	seq          atomic.Int64          // statements sent so far
+	lastStmt     atomic.Int64          // unix nanoseconds of the last statement
 
 	// Backend relay state.
 	cur        *op                   // the front of the pipeline, once looked up
@@ -117,6 +120,7 @@ func newClientSession(cc *clientConn, info *session.Info, up *upstreamConn, cred
 	s.cw.w = bufio.NewWriterSize(cc.conn, relayBuffer)
 	s.cr.SetMaxBody(lim.MaxMessageSize)
 	s.txStatus.Store(uint32(up.tx))
+	s.names.searchPath = up.searchPath
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/pgwarden/pgwarden/credstore"
 	"github.com/pgwarden/pgwarden/internal/sockio"
 	"github.com/pgwarden/pgwarden/internal/wire"
+	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/session"
 )
 
@@ -75,11 +77,14 @@ type upstreamConn struct {
 	secret []byte
 	params map[string]string
 	tx     byte
+	// searchPath lists the existing schemas of the session's search_path
+	// at login.
+	searchPath []string
 }
 
 // connect logs in to the server as cred, for the client's database, with
 // the client's allowed startup parameters.
-func (u *Upstream) connect(ctx context.Context, cred credstore.Credential, database string, params map[string]string, maxMessage int) (*upstreamConn, error) {
+func (u *Upstream) connect(ctx context.Context, cred credstore.Credential, database string, params map[string]string, setup policy.Setup, maxMessage int) (*upstreamConn, error) {
 	host, port, err := u.hostPort()
 	if err != nil {
 		return nil, err
@@ -114,6 +119,13 @@ func (u *Upstream) connect(ctx context.Context, cred credstore.Credential, datab
 		return sockio.Wrap(c), nil
 	}
 	cfg.RuntimeParams = params
+	if setup.ReadOnly {
+		cfg.RuntimeParams = maps.Clone(params)
+		if cfg.RuntimeParams == nil {
+			cfg.RuntimeParams = map[string]string{}
+		}
+		cfg.RuntimeParams["default_transaction_read_only"] = "on"
+	}
 	cfg.KerberosSrvName, cfg.KerberosSpn = "", ""
 	cfg.ValidateConnect, cfg.AfterConnect, cfg.AfterNetConnect = nil, nil, nil
 	cfg.OnNotice, cfg.OnNotification, cfg.OAuthTokenProvider = nil, nil, nil
@@ -131,6 +143,23 @@ func (u *Upstream) connect(ctx context.Context, cred credstore.Credential, datab
 	if err != nil {
 		return nil, err
 	}
+	if err := checkParsing(pc.ParameterStatus); err != nil {
+		pc.Close(context.Background())
+		return nil, err
+	}
+	// The schemas unqualified names resolve to (see policy.Query.SearchPath).
+	res, err := pc.Exec(ctx, "SELECT unnest(pg_catalog.current_schemas(false))").ReadAll()
+	if err == nil && len(res) == 1 {
+		err = res[0].Err
+	}
+	if err != nil {
+		pc.Close(context.Background())
+		return nil, fmt.Errorf("reading the search path: %w", err)
+	}
+	searchPath := []string{}
+	for _, row := range res[0].Rows {
+		searchPath = append(searchPath, string(row[0]))
+	}
 	if err := pc.SyncConn(ctx); err != nil {
 		pc.Close(context.Background())
 		return nil, err
@@ -140,7 +169,35 @@ func (u *Upstream) connect(ctx context.Context, cred credstore.Credential, datab
 		pc.Close(context.Background())
 		return nil, err
 	}
-	return &upstreamConn{conn: hc.Conn, pid: hc.PID, secret: hc.SecretKey, params: hc.ParameterStatuses, tx: hc.TxStatus}, nil
+	return &upstreamConn{conn: hc.Conn, pid: hc.PID, secret: hc.SecretKey, params: hc.ParameterStatuses, tx: hc.TxStatus, searchPath: searchPath}, nil
+}
+
+// errParsingSettings is the login failure when the server's settings would
+// make it read statements differently from the gateway.
+var errParsingSettings = errors.New("the server's standard_conforming_strings or client_encoding differs from what the gateway's parser assumes")
+
+// checkParsing checks the server-reported settings the gateway's parser
+// depends on: standard_conforming_strings must be on, and the client
+// encoding UTF8 or SQL_ASCII.
+func checkParsing(param func(string) string) error {
+	if !parsingSafe("standard_conforming_strings", param("standard_conforming_strings")) ||
+		!parsingSafe("client_encoding", param("client_encoding")) {
+		return errParsingSettings
+	}
+	return nil
+}
+
+// parsingSafe reports whether a reported parameter value keeps the
+// server's reading of statements the same as the gateway's; parameters
+// other than these two do not matter.
+func parsingSafe(name, value string) bool {
+	switch name {
+	case "standard_conforming_strings":
+		return value == "on"
+	case "client_encoding":
+		return safeClientEncoding(value)
+	}
+	return true
 }
 
 // upstreamError maps an upstream connection failure to what the client
@@ -149,6 +206,10 @@ func (u *Upstream) connect(ctx context.Context, cred credstore.Credential, datab
 // authentication failures of the gateway's credential and network errors
 // become a generic message that reveals neither the role nor the address.
 func upstreamError(err error) *session.Error {
+	if errors.Is(err, errParsingSettings) {
+		return &session.Error{Code: session.CodeConnectionRejected,
+			Message: "the gateway refuses this database: " + errParsingSettings.Error()}
+	}
 	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
 		if strings.HasPrefix(pgErr.Code, "28") {
 			return &session.Error{Code: session.CodeConnectionRejected,

@@ -30,6 +30,9 @@ func QueryText(body []byte) (string, error) {
 type Parse struct {
 	Name  string
 	Query string
+	// ParamTypes are the parameter type OIDs the client declared (0:
+	// unspecified).
+	ParamTypes []uint32
 }
 
 // ParseMessage decodes a Parse message body and checks its parameter-type
@@ -44,7 +47,14 @@ func ParseMessage(body []byte) (Parse, error) {
 	if len(rest) != 2+4*n {
 		return Parse{}, fmt.Errorf("%w: invalid Parse parameter types", ErrMalformed)
 	}
-	return Parse{Name: string(name), Query: string(query)}, nil
+	var types []uint32
+	if n > 0 {
+		types = make([]uint32, n)
+		for i := range types {
+			types[i] = binary.BigEndian.Uint32(rest[2+4*i:])
+		}
+	}
+	return Parse{Name: string(name), Query: string(query), ParamTypes: types}, nil
 }
 
 // BindNames returns the portal and statement names of a Bind message
@@ -57,6 +67,67 @@ func BindNames(body []byte) (portal, statement []byte, err error) {
 		return nil, nil, fmt.Errorf("%w: invalid Bind message", ErrMalformed)
 	}
 	return p, st, nil
+}
+
+// BindParam is one parameter of a Bind message.
+type BindParam struct {
+	Value  []byte // nil for NULL; aliases the message body
+	Binary bool
+}
+
+// BindParams decodes the parameters of a Bind message body, appending them
+// to dst. The values alias body. It checks every length against the body,
+// so a malformed message is an error, never a panic or a large allocation.
+func BindParams(dst []BindParam, body []byte) ([]BindParam, error) {
+	bad := fmt.Errorf("%w: invalid Bind message", ErrMalformed)
+	_, rest, ok1 := CString(body)
+	_, rest, ok2 := CString(rest)
+	if !ok1 || !ok2 || len(rest) < 2 {
+		return dst, bad
+	}
+	nf := int(binary.BigEndian.Uint16(rest))
+	rest = rest[2:]
+	if len(rest) < 2*nf+2 {
+		return dst, bad
+	}
+	formats := rest[:2*nf]
+	rest = rest[2*nf:]
+	np := int(binary.BigEndian.Uint16(rest))
+	rest = rest[2:]
+	if nf > 1 && nf != np {
+		return dst, bad
+	}
+	for i := range np {
+		if len(rest) < 4 {
+			return dst, bad
+		}
+		n := int32(binary.BigEndian.Uint32(rest))
+		rest = rest[4:]
+		var p BindParam
+		switch {
+		case nf == 1:
+			p.Binary = binary.BigEndian.Uint16(formats) == 1
+		case nf > 1:
+			p.Binary = binary.BigEndian.Uint16(formats[2*i:]) == 1
+		}
+		switch {
+		case n == -1:
+		case n < 0 || int(n) > len(rest):
+			return dst, bad
+		default:
+			p.Value = rest[:n:n]
+			rest = rest[n:]
+		}
+		dst = append(dst, p)
+	}
+	if len(rest) < 2 {
+		return dst, bad
+	}
+	nr := int(binary.BigEndian.Uint16(rest))
+	if len(rest) != 2+2*nr {
+		return dst, bad
+	}
+	return dst, nil
 }
 
 // ExecutePortal returns the portal name of an Execute message body; it
