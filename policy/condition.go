@@ -258,3 +258,21 @@ func Calls(names ...string) Condition {
 		return ok
 	})
 }
+
+// ChangesSetting holds when the query changes one of the named settings
+// (see Setting.Name), or settings named only at run time ("*"), or resets
+// them all ("all").
+func ChangesSetting(names ...string) Condition {
+	return ConditionFunc(func(q *Query) bool {
+		for _, st := range q.Statements {
+			for s := st; s != nil; s = s.Inner {
+				for _, set := range s.Settings {
+					if set.Name == "*" || set.Name == "all" || slices.Contains(names, set.Name) {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	})
+}

@@ -178,37 +178,37 @@ type Kind string
 // Statement kinds. DDL kinds share KindDDL, with Statement.Command telling
 // which command it is.
 const (
-	KindSelect      Kind = "select"
-	KindInsert      Kind = "insert"
-	KindUpdate      Kind = "update"
-	KindDelete      Kind = "delete"
-	KindMerge       Kind = "merge"
-	KindCopy        Kind = "copy"
-	KindTruncate    Kind = "truncate"
-	KindDDL         Kind = "ddl"          // CREATE, ALTER, DROP, COMMENT, ...
-	KindDCL         Kind = "dcl"          // GRANT, REVOKE, CREATE/ALTER/DROP ROLE, ...
-	KindTransaction Kind = "transaction"  // BEGIN, COMMIT, ROLLBACK, SAVEPOINT, ...
-	KindSet         Kind = "set"          // SET, SET ROLE, SET SESSION AUTHORIZATION, SET TRANSACTION
-	KindReset       Kind = "reset"        // RESET
-	KindShow        Kind = "show"         // SHOW
-	KindDiscard     Kind = "discard"      // DISCARD
-	KindPrepare     Kind = "prepare"      // PREPARE
-	KindExecute     Kind = "execute"      // EXECUTE
-	KindDeallocate  Kind = "deallocate"   // DEALLOCATE
-	KindDeclare     Kind = "declare"      // DECLARE CURSOR
-	KindFetch       Kind = "fetch"        // FETCH, MOVE
-	KindClose       Kind = "close"        // CLOSE (a cursor)
-	KindDo          Kind = "do"           // DO
-	KindCall        Kind = "call"         // CALL
-	KindExplain     Kind = "explain"      // EXPLAIN
-	KindLock        Kind = "lock"         // LOCK
-	KindListen      Kind = "listen"       // LISTEN
-	KindUnlisten    Kind = "unlisten"     // UNLISTEN
-	KindNotify      Kind = "notify"       // NOTIFY
-	KindMaintenance Kind = "maintenance"  // VACUUM, ANALYZE, CLUSTER, REINDEX, CHECKPOINT, REFRESH MATERIALIZED VIEW
-	KindLoad        Kind = "load"         // LOAD (a shared library)
+	KindSelect       Kind = "select"
+	KindInsert       Kind = "insert"
+	KindUpdate       Kind = "update"
+	KindDelete       Kind = "delete"
+	KindMerge        Kind = "merge"
+	KindCopy         Kind = "copy"
+	KindTruncate     Kind = "truncate"
+	KindDDL          Kind = "ddl"           // CREATE, ALTER, DROP, COMMENT, ...
+	KindDCL          Kind = "dcl"           // GRANT, REVOKE, CREATE/ALTER/DROP ROLE, ...
+	KindTransaction  Kind = "transaction"   // BEGIN, COMMIT, ROLLBACK, SAVEPOINT, ...
+	KindSet          Kind = "set"           // SET, SET ROLE, SET SESSION AUTHORIZATION, SET TRANSACTION
+	KindReset        Kind = "reset"         // RESET
+	KindShow         Kind = "show"          // SHOW
+	KindDiscard      Kind = "discard"       // DISCARD
+	KindPrepare      Kind = "prepare"       // PREPARE
+	KindExecute      Kind = "execute"       // EXECUTE
+	KindDeallocate   Kind = "deallocate"    // DEALLOCATE
+	KindDeclare      Kind = "declare"       // DECLARE CURSOR
+	KindFetch        Kind = "fetch"         // FETCH, MOVE
+	KindClose        Kind = "close"         // CLOSE (a cursor)
+	KindDo           Kind = "do"            // DO
+	KindCall         Kind = "call"          // CALL
+	KindExplain      Kind = "explain"       // EXPLAIN
+	KindLock         Kind = "lock"          // LOCK
+	KindListen       Kind = "listen"        // LISTEN
+	KindUnlisten     Kind = "unlisten"      // UNLISTEN
+	KindNotify       Kind = "notify"        // NOTIFY
+	KindMaintenance  Kind = "maintenance"   // VACUUM, ANALYZE, CLUSTER, REINDEX, CHECKPOINT, REFRESH MATERIALIZED VIEW
+	KindLoad         Kind = "load"          // LOAD (a shared library)
 	KindFunctionCall Kind = "function-call" // the FunctionCall message (no SQL)
-	KindOther       Kind = "other"        // anything else (Command says what)
+	KindOther        Kind = "other"         // anything else (Command says what)
 )
 
 // Kinds returns every statement kind, for configuration checks.

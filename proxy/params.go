@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/pgwarden/pgwarden/internal/judge"
 	"github.com/pgwarden/pgwarden/internal/wire"
 	"github.com/pgwarden/pgwarden/session"
 )
@@ -93,7 +94,7 @@ func checkStartup(st *wire.Startup, allowed []string) (*startupRequest, *session
 				return nil, pgError(session.CodeInvalidParameterValue,
 					fmt.Sprintf("value of startup parameter %q is too long", name))
 			}
-			if canonical == "client_encoding" && !safeClientEncoding(value) {
+			if canonical == "client_encoding" && !judge.SafeClientEncoding(value) {
 				return nil, &session.Error{Code: session.CodeFeatureNotSupported,
 					Message: fmt.Sprintf("client_encoding %q is not supported by the gateway", value),
 					Hint:    "Use UTF8."}
@@ -134,16 +135,6 @@ func canonicalParam(name string, allowed []string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// safeClientEncoding reports whether the server would read statements in
-// this encoding exactly as a UTF-8 parser does: UTF8 itself, and SQL_ASCII,
-// which disables conversion (the server then checks the bytes as UTF-8).
-// Other encodings (SJIS, BIG5, GBK, ...) can hide quote characters inside
-// multibyte sequences and are refused.
-func safeClientEncoding(v string) bool {
-	n := strings.ToLower(strings.NewReplacer("-", "", "_", "", " ", "").Replace(v))
-	return n == "utf8" || n == "unicode" || n == "sqlascii"
 }
 
 // parseBool parses a boolean as PostgreSQL's parse_bool does (prefixes of

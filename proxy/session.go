@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgwarden/pgwarden/credstore"
+	"github.com/pgwarden/pgwarden/internal/judge"
 	"github.com/pgwarden/pgwarden/internal/wire"
 	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/session"
@@ -49,7 +50,7 @@ type clientSession struct {
 	// Frontend relay state.
 	statements   map[string]*statement // prepared statements by name (see preparedStatement)
 	query        policy.Query          // reused for every Decide call
-	names        sqlNames              // SQL-level names and search path (see judge)
+	names        judge.Names           // SQL-level names and search path (see judge)
 	bindParams   []wire.BindParam      // reused to decode Binds
 	policyParams []policy.Param        // reused to hand Bind parameters to the policy
 	seq          atomic.Int64          // statements sent so far
@@ -120,7 +121,7 @@ func newClientSession(cc *clientConn, info *session.Info, up *upstreamConn, cred
 	s.cw.w = bufio.NewWriterSize(cc.conn, relayBuffer)
 	s.cr.SetMaxBody(lim.MaxMessageSize)
 	s.txStatus.Store(uint32(up.tx))
-	s.names.searchPath = up.searchPath
+	s.names.SearchPath = up.searchPath
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgwarden/pgwarden/credstore"
+	"github.com/pgwarden/pgwarden/internal/judge"
 	"github.com/pgwarden/pgwarden/internal/sockio"
 	"github.com/pgwarden/pgwarden/internal/wire"
 	"github.com/pgwarden/pgwarden/policy"
@@ -195,7 +196,7 @@ func parsingSafe(name, value string) bool {
 	case "standard_conforming_strings":
 		return value == "on"
 	case "client_encoding":
-		return safeClientEncoding(value)
+		return judge.SafeClientEncoding(value)
 	}
 	return true
 }

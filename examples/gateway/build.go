@@ -92,12 +92,17 @@ func buildCredentials(cfg *config) (*credstore.Static, error) {
 	return s, nil
 }
 
-// buildPolicy returns the policy for policy.default.
+// buildPolicy returns the policy of the policy section (validated
+// already); a missing section refuses every statement.
 func buildPolicy(cfg *config) policy.Policy {
-	if cfg.Policy != nil && cfg.Policy.Default == policyAllow {
-		return policy.AllowAll()
+	if cfg.Policy == nil {
+		return policy.BlockAll("the gateway has no policy section, so it refuses every statement")
 	}
-	return policy.BlockAll("the gateway's policy refuses every statement (policy.default is block or not set)")
+	p, err := cfg.Policy.Policy()
+	if err != nil {
+		return policy.BlockAll("the gateway's policy section is invalid, so it refuses every statement")
+	}
+	return p
 }
 
 // buildUpstream returns the upstream server settings: TLS per upstream.tls

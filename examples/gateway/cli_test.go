@@ -98,3 +98,51 @@ func TestHashPassword(t *testing.T) {
 		t.Errorf("no input: exit %d, want %d", code, exitError)
 	}
 }
+
+func TestCheckCommandJudgesSQL(t *testing.T) {
+	cfg := writeFile(t, strings.Replace(minimal, "policy:\n  default: allow\n", `policy:
+  default: allow
+  rules:
+    - {name: analysts-read-only, groups: [analysts], read_only: true}
+    - {name: no-secrets, tables: [public.secrets], reason: Secrets stay secret.}
+    - name: ci-window
+      subjects: [alice]
+      outside: ["01:00-02:00 UTC"]
+`, 1))
+	for _, c := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"SELECT 1"}, exitOK, []string{`allow (rule "default")`}},
+		{[]string{"SELECT * FROM secrets", "select * from PUBLIC.secrets"}, exitRefused,
+			[]string{`block (rule "no-secrets"): Secrets stay secret.`, `block (rule "no-secrets"): Secrets stay secret.`}},
+		{[]string{"--groups", "analysts", "DELETE FROM t WHERE id = 1"}, exitRefused,
+			[]string{`block (rule "analysts-read-only"): This session is read-only: DELETE changes data.`}},
+		{[]string{"--search-path", "hidden,public", "SELECT * FROM secrets"}, exitRefused, []string{`block (rule "no-secrets")`}},
+		{[]string{"--search-path", "hidden", "SELECT * FROM secrets"}, exitOK, []string{`allow (rule "default")`}},
+		{[]string{"--user", "alice", "--at", "2026-11-25T01:30:00Z", "SELECT 1"}, exitOK, []string{`allow (rule "default")`}},
+		{[]string{"--user", "alice", "--at", "2026-11-25T03:00:00Z", "SELECT 1"}, exitRefused, []string{`block (rule "ci-window")`}},
+		{[]string{"SELECT (("}, exitRefused, []string{`block (rule "analysis"): The gateway cannot analyse this statement: syntax error`}},
+	} {
+		code, stdout, stderr := runCLI(append([]string{"check", "--config", cfg}, c.args...), "")
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		if code != c.code || len(lines) != len(c.want) {
+			t.Errorf("check %q: exit %d, stdout %q, stderr %q; want exit %d and %d lines", c.args, code, stdout, stderr, c.code, len(c.want))
+			continue
+		}
+		for i, w := range c.want {
+			if !strings.HasPrefix(lines[i], w) {
+				t.Errorf("check %q: line %d = %q; want prefix %q", c.args, i, lines[i], w)
+			}
+		}
+	}
+	if code, _, stderr := runCLI([]string{"check", "--config", cfg, "--user", "nobody", "SELECT 1"}, ""); code != exitUsage || !strings.Contains(stderr, "no user") {
+		t.Errorf("unknown --user: exit %d, stderr %q", code, stderr)
+	}
+	bad := writeFile(t, strings.Replace(minimal, "policy:\n  default: allow\n", "policy:\n  default: allow\n  rules:\n    - {name: x, kinds: [selekt], verdict: maybe}\n", 1))
+	code, _, stderr := runCLI([]string{"check", "--config", bad}, "")
+	if code != exitError || !strings.Contains(stderr, "policy.rules[0].verdict: must be allow") || !strings.Contains(stderr, `policy.rules[0].kinds[0]: unknown statement kind "selekt"`) {
+		t.Errorf("bad rules: exit %d, stderr %q", code, stderr)
+	}
+}

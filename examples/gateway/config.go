@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pgwarden/pgwarden/policy"
 )
 
 // config is the gateway's YAML configuration file. The keys (the yaml
@@ -28,8 +30,9 @@ type config struct {
 	Auth authConfig `yaml:"auth"`
 	// Credentials are what the gateway logs in to the server with.
 	Credentials credentialsConfig `yaml:"credentials"`
-	// Policy decides about statements. Absent: every statement is refused.
-	Policy *policyConfig `yaml:"policy"`
+	// Policy decides about statements: a policy.RuleSet. Absent: every
+	// statement is refused.
+	Policy *policy.RuleSet `yaml:"policy"`
 	// StartupParameters are startup parameters clients may set in addition
 	// to proxy.DefaultStartupParameters.
 	StartupParameters []envString `yaml:"startup_parameters"`
@@ -113,18 +116,6 @@ type credentialConfig struct {
 	Password envSecret   `yaml:"password"`
 	Groups   []envString `yaml:"groups"`
 	Subjects []envString `yaml:"subjects"`
-}
-
-// Policy defaults.
-const (
-	policyAllow = "allow"
-	policyBlock = "block"
-)
-
-// policyConfig is the statement policy section.
-type policyConfig struct {
-	// Default is allow or block: what happens to every statement.
-	Default envString `yaml:"default"`
 }
 
 // limitsConfig maps onto proxy.Limits. Zero or absent means the proxy's
@@ -218,7 +209,7 @@ func (c *config) complete(dir string) {
 		}
 	}
 	if c.Policy == nil {
-		c.Policy = &policyConfig{Default: policyBlock}
+		c.Policy = &policy.RuleSet{Default: "block"}
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"

@@ -97,7 +97,7 @@ func TestLoadFullConfig(t *testing.T) {
 		{"credentials", len(cfg.Credentials.Static), 2},
 		{"credential password", cfg.Credentials.Static[1].Password.Reveal(), "app-ops-secret"},
 		{"credential subjects", cfg.Credentials.Static[1].Subjects, []envString{"bob"}},
-		{"policy", cfg.Policy.Default, envString("block")},
+		{"policy", cfg.Policy.Default, "block"},
 		{"startup_parameters", cfg.StartupParameters, []envString{"search_path", "options"}},
 		{"max_sessions", cfg.Limits.MaxSessions, envInt(50)},
 		{"max_message_size", cfg.Limits.MaxMessageSize, envSize(16 << 20)},
@@ -173,7 +173,7 @@ func TestAbsentPolicyBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Policy == nil || cfg.Policy.Default != policyBlock {
+	if cfg.Policy == nil || cfg.Policy.Default != "block" {
 		t.Fatalf("policy = %+v, want default block", cfg.Policy)
 	}
 	if len(cfg.warnings) != 1 || !strings.Contains(cfg.warnings[0], "every statement is refused") {

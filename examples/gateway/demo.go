@@ -210,6 +210,16 @@ credentials:
       groups: [%s]
 policy:
   default: allow
+  rules:
+    - name: no-unbounded-writes
+      all_rows: true
+      reason: UPDATE and DELETE need a WHERE clause here.
+    - name: no-schema-changes
+      kinds: [ddl, dcl]
+      reason: Schema and privilege changes go through migrations, not the gateway.
+    - name: dangerous-functions
+      functions: [dangerous]
+      reason: File, program, large-object and administration functions are off limits.
 log:
   level: info
   format: text

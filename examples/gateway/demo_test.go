@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
@@ -124,6 +125,11 @@ func TestDemo(t *testing.T) {
 		t.Errorf("insert: id %d, %v; want %d", id, err, demoOrderCount+1)
 	}
 	var total int
+	// The demo policy refuses an unbounded DELETE, naming the rule.
+	_, err = conn.Exec(ctx, "DELETE FROM orders")
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); !ok || pgErr.Code != "42501" || !strings.Contains(pgErr.Message, "no-unbounded-writes") {
+		t.Errorf("DELETE without WHERE through the demo: %v; want 42501 by rule no-unbounded-writes", err)
+	}
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM orders WHERE user_id = $1", 3).Scan(&total); err != nil || total != demoOrderCount/demoUserCount+1 {
 		t.Errorf("orders of user 3: %d, %v; want %d", total, err, demoOrderCount/demoUserCount+1)
 	}

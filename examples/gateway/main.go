@@ -10,6 +10,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,8 +18,13 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/pgwarden/pgwarden/auth"
+	"github.com/pgwarden/pgwarden/internal/analysis"
+	"github.com/pgwarden/pgwarden/internal/judge"
+	"github.com/pgwarden/pgwarden/policy"
+	"github.com/pgwarden/pgwarden/proxy"
 	"github.com/pgwarden/pgwarden/session"
 )
 
@@ -36,6 +42,10 @@ statement.
 Usage:
   pgwarden serve --config FILE    run the gateway described by FILE (YAML)
   pgwarden check --config FILE    check FILE and the files it names; print "config OK"
+  pgwarden check --config FILE [--user NAME] [--groups G1,G2] [--at TIME]
+                 [--search-path S1,S2] SQL...
+                                  print the policy's decision about each SQL text,
+                                  without a database; exit status 3 if one is refused
   pgwarden hash-password          read a password (one line) on stdin and print a
                                   SCRAM-SHA-256 verifier for auth.users[].scram
   pgwarden demo [--listen ADDR]   run a throwaway PostgreSQL with sample data behind
@@ -105,16 +115,31 @@ func configFlag(command string, args []string, stderr io.Writer) (file string, o
 	return *f, true
 }
 
+// exitRefused is check's exit status when a statement is refused.
+const exitRefused = 3
+
 // checkCommand loads and checks a configuration, including the files it
-// names, without serving.
+// names, without serving; given SQL, it prints the policy's decision about
+// each text instead.
 func checkCommand(args []string, stdout, stderr io.Writer) int {
-	file, ok := configFlag("check", args, stderr)
-	if !ok {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	file := fs.String("config", "", "configuration `file` (YAML)")
+	user := fs.String("user", "", "judge as this static `user` (with its groups); default: an anonymous identity")
+	groups := fs.String("groups", "", "comma-separated `groups` of the identity (added to the user's)")
+	at := fs.String("at", "", "judge at this `time` (RFC 3339); default: now")
+	searchPath := fs.String("search-path", "public", "comma-separated `schemas` of the session's search_path")
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	cfg, err := loadConfig(file)
+	if *file == "" {
+		fmt.Fprintln(stderr, "pgwarden check: --config is required")
+		return exitUsage
+	}
+	cfg, err := loadConfig(*file)
+	var p *proxy.Proxy
 	if err == nil {
-		_, err = buildProxy(cfg, slog.New(slog.DiscardHandler))
+		p, err = buildProxy(cfg, slog.New(slog.DiscardHandler))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "pgwarden: %v\n", err)
@@ -123,8 +148,68 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	fmt.Fprintln(stdout, "config OK")
-	return exitOK
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stdout, "config OK")
+		return exitOK
+	}
+	now := time.Now()
+	if *at != "" {
+		if now, err = time.Parse(time.RFC3339, *at); err != nil {
+			fmt.Fprintf(stderr, "pgwarden check: --at: %v\n", err)
+			return exitUsage
+		}
+	}
+	id := session.Identity{Subject: "anonymous", Issuer: auth.StaticIssuer}
+	if *user != "" {
+		found := false
+		for _, u := range cfg.Auth.Users {
+			if string(u.Name) == *user {
+				id = session.Identity{Subject: *user, Issuer: auth.StaticIssuer}
+				for _, g := range u.Groups {
+					id.Groups = append(id.Groups, string(g))
+				}
+				found = true
+			}
+		}
+		if !found {
+			fmt.Fprintf(stderr, "pgwarden check: --user: no user %q in auth.users\n", *user)
+			return exitUsage
+		}
+	}
+	id.Groups = append(id.Groups, splitList(*groups)...)
+	o := judge.Offline{
+		Policy:   p.Policy,
+		Info:     &session.Info{ID: "check", Identity: id, User: id.Subject, Database: "postgres", StartedAt: now},
+		Names:    judge.Names{SearchPath: splitList(*searchPath)},
+		Analyzer: analysis.New(analysis.Limits{}, 0),
+	}
+	status := exitOK
+	for _, sql := range fs.Args() {
+		d, err := o.Decide(context.Background(), sql, now)
+		if err != nil {
+			fmt.Fprintf(stderr, "pgwarden check: the policy failed: %v\n", err)
+		}
+		line := fmt.Sprintf("%s (rule %q)", d.Verdict, d.Rule)
+		if d.Reason != "" {
+			line += ": " + d.Reason
+		}
+		fmt.Fprintln(stdout, line)
+		if d.Verdict != policy.Allow {
+			status = exitRefused
+		}
+	}
+	return status
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // hashPasswordCommand reads one line from stdin and prints its SCRAM-SHA-256

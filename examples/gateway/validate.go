@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/pgwarden/pgwarden/policy"
+
 	"errors"
 	"math"
 	"net"
@@ -200,12 +202,14 @@ func (c *config) validatePolicy(v *validator) {
 		v.warn("policy", "no policy section: every statement is refused (set policy.default to allow or block)")
 		return
 	}
-	switch d := string(c.Policy.Default); d {
-	case policyAllow, policyBlock:
-	case "":
-		v.fail("policy.default", "is required: allow or block")
-	default:
-		v.fail("policy.default", "must be allow or block")
+	if _, err := c.Policy.Policy(); err != nil {
+		if rse, ok := err.(*policy.RuleSetError); ok {
+			for _, p := range rse.Problems {
+				v.fail(keyPath("policy."+p.Path), "%s", p.Message)
+			}
+			return
+		}
+		v.fail("policy", "%v", err)
 	}
 }
 

@@ -307,15 +307,15 @@ func (w *walker) createTableAs(n *pg_query.CreateTableAsStmt) {
 
 func (w *walker) transaction(n *pg_query.TransactionStmt) {
 	names := map[pg_query.TransactionStmtKind]string{
-		pg_query.TransactionStmtKind_TRANS_STMT_BEGIN:            "BEGIN",
-		pg_query.TransactionStmtKind_TRANS_STMT_START:            "START TRANSACTION",
-		pg_query.TransactionStmtKind_TRANS_STMT_COMMIT:           "COMMIT",
-		pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK:         "ROLLBACK",
-		pg_query.TransactionStmtKind_TRANS_STMT_SAVEPOINT:        "SAVEPOINT",
-		pg_query.TransactionStmtKind_TRANS_STMT_RELEASE:          "RELEASE",
-		pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:      "ROLLBACK TO SAVEPOINT",
-		pg_query.TransactionStmtKind_TRANS_STMT_PREPARE:          "PREPARE TRANSACTION",
-		pg_query.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED:  "COMMIT PREPARED",
+		pg_query.TransactionStmtKind_TRANS_STMT_BEGIN:             "BEGIN",
+		pg_query.TransactionStmtKind_TRANS_STMT_START:             "START TRANSACTION",
+		pg_query.TransactionStmtKind_TRANS_STMT_COMMIT:            "COMMIT",
+		pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK:          "ROLLBACK",
+		pg_query.TransactionStmtKind_TRANS_STMT_SAVEPOINT:         "SAVEPOINT",
+		pg_query.TransactionStmtKind_TRANS_STMT_RELEASE:           "RELEASE",
+		pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:       "ROLLBACK TO SAVEPOINT",
+		pg_query.TransactionStmtKind_TRANS_STMT_PREPARE:           "PREPARE TRANSACTION",
+		pg_query.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED:   "COMMIT PREPARED",
 		pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED: "ROLLBACK PREPARED",
 	}
 	w.set(policy.KindTransaction, names[n.Kind])
