@@ -65,9 +65,12 @@ type Statement struct {
 	// Executes reports, for EXPLAIN, whether Inner runs (ANALYZE).
 	Executes bool
 
-	// Tree is the statement's parse tree (the escape hatch for custom
-	// rules); nil for statements the gateway built itself.
-	Tree *pg_query.RawStmt
+	// Tree parses the statement's text again with PostgreSQL's grammar and
+	// returns its parse tree: the escape hatch for custom rules (the
+	// gateway does not keep trees, so that its cache holds summaries only).
+	// Nil for nested statements (the outer statement's tree holds them)
+	// and for statements the gateway built itself.
+	Tree func() (*pg_query.RawStmt, error)
 }
 
 // Kinds returns the statement's kind followed by those of its inner

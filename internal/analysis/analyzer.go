@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/pgwarden/pgwarden/policy"
 )
@@ -30,7 +29,8 @@ func (e *Error) Error() string { return "cannot analyse the statement: " + e.Rea
 // Analyzer analyses SQL text. It is safe for concurrent use.
 type Analyzer struct {
 	limits Limits
-	cache  *cache
+	cache  *cache // by exact text
+	shared *cache // by template (see templateOf)
 }
 
 // New returns an Analyzer with the given limits that caches up to
@@ -38,7 +38,8 @@ type Analyzer struct {
 func New(limits Limits, cacheBytes int64) *Analyzer {
 	a := &Analyzer{limits: limits}
 	if cacheBytes > 0 {
-		a.cache = newCache(cacheBytes)
+		a.cache = newCache(cacheBytes * 3 / 4)
+		a.shared = newCache(cacheBytes / 4)
 	}
 	return a
 }
@@ -47,16 +48,33 @@ func New(limits Limits, cacheBytes int64) *Analyzer {
 // not modify it. An empty text (or one of only comments and semicolons)
 // has no statements.
 func (a *Analyzer) Analyze(sql string) ([]*policy.Statement, error) {
-	if a.cache != nil {
-		if sts, ok := a.cache.get(sql); ok {
-			return sts, nil
+	if a.cache == nil {
+		sts, _, err := a.analyze(sql)
+		return sts, err
+	}
+	if sts, ok := a.cache.get(sql); ok {
+		return sts, nil
+	}
+	template, templated := "", false
+	if len(sql) <= 4096 {
+		template, templated = templateOf(sql)
+	}
+	if templated {
+		if sts, ok := a.shared.get(template); ok {
+			// Same analysis, but this text's own SQL and tree.
+			st := *sts[0]
+			st.SQL = trimStatement(sql)
+			st.Tree = treeOf(sql, 0)
+			return []*policy.Statement{&st}, nil
 		}
 	}
 	sts, cost, err := a.analyze(sql)
 	if err != nil {
 		return nil, err
 	}
-	if a.cache != nil {
+	if templated && shareable(sts) {
+		a.shared.put(template, sts, cost)
+	} else {
 		a.cache.put(sql, sts, cost)
 	}
 	return sts, nil
@@ -80,15 +98,44 @@ func (a *Analyzer) analyze(sql string) (sts []*policy.Statement, cost int64, err
 			sts, err = nil, &Error{Reason: fmt.Sprintf("internal analysis error: %v", r)}
 		}
 	}()
-	for _, raw := range tree.Stmts {
+	for i, raw := range tree.Stmts {
 		text := statementText(sql, raw)
+		if len(tree.Stmts) == 1 {
+			text = trimStatement(sql)
+		}
 		st := classify(raw.Stmt, text)
-		st.Tree = raw
+		st.Tree = treeOf(sql, i)
 		sts = append(sts, st)
 	}
-	// Parse trees take several times their serialised size in memory.
-	cost = int64(len(sql))*2 + int64(proto.Size(tree))*4 + int64(len(sts))*512
+	// The summaries, not the tree, stay in memory.
+	cost = int64(len(sql))*2 + int64(len(sts))*512
+	for _, st := range sts {
+		for s := st; s != nil; s = s.Inner {
+			cost += int64(len(s.Reads)+len(s.Written)+len(s.Functions)+len(s.Settings)+len(s.RunTime)) * 64
+		}
+	}
 	return sts, cost, nil
+}
+
+// treeOf returns a function that parses sql again and returns the tree of
+// its i-th statement.
+func treeOf(sql string, i int) func() (*pg_query.RawStmt, error) {
+	return func() (*pg_query.RawStmt, error) {
+		tree, err := pg_query.Parse(sql)
+		if err != nil {
+			return nil, err
+		}
+		if i >= len(tree.Stmts) {
+			return nil, &Error{Reason: "the statement is gone from its text"}
+		}
+		return tree.Stmts[i], nil
+	}
+}
+
+// trimStatement returns the text of a single-statement sql without
+// surrounding space and trailing semicolons.
+func trimStatement(sql string) string {
+	return strings.TrimSpace(strings.TrimRight(strings.TrimSpace(sql), "; \t\r\n"))
 }
 
 // parseErrorReason turns a pg_query error into the words for the client.

@@ -515,7 +515,10 @@ func (w *walker) call(n *pg_query.FuncCall) {
 	case writingFunctions[f.Name]:
 		st.Writes = true
 		if (f.Name == "nextval" || f.Name == "setval") && len(n.Args) > 0 {
-			if seq, ok := constValue(n.Args[0]); ok {
+			// Only a name given as text names the sequence; a numeric OID
+			// does not (and must not: analyses are shared between texts
+			// that differ in integers, see templateOf).
+			if seq, ok := stringConst(n.Args[0]); ok {
 				st.Written = append(st.Written, parseRelationName(seq))
 			}
 		}
@@ -643,6 +646,19 @@ func constValue(n *pg_query.Node) (string, bool) {
 			return "on", true
 		}
 		return "off", true
+	}
+	return "", false
+}
+
+// stringConst returns the text of a string constant (or a cast of one).
+func stringConst(n *pg_query.Node) (string, bool) {
+	switch c := unwrap(n).(type) {
+	case *pg_query.A_Const:
+		if v, ok := c.Val.(*pg_query.A_Const_Sval); ok && !c.Isnull {
+			return v.Sval.Sval, true
+		}
+	case *pg_query.TypeCast:
+		return stringConst(c.Arg)
 	}
 	return "", false
 }

@@ -87,6 +87,7 @@ type options struct {
 	modes    []string
 	procs    int
 	keep     bool
+	policy   string
 }
 
 func main() {
@@ -151,6 +152,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	clients := fs.String("clients", "1,8", "comma-separated pgbench client counts")
 	modes := fs.String("modes", "simple,prepared", "comma-separated pgbench query modes (simple, extended, prepared)")
 	fs.IntVar(&o.procs, "pgwarden-procs", 0, "GOMAXPROCS for pgwarden (0: Go's default, one per core; 1 matches pgbouncer's single thread)")
+	fs.StringVar(&o.policy, "policy", "rules", "pgwarden's policy: rules (read-only and block rules: every statement analysed) or allow (allow-all)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the proxies' temporary directories (configs, logs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -166,6 +168,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.duration < time.Second || o.duration%time.Second != 0 {
 		return fail("-duration must be a whole number of seconds, at least 1s")
+	}
+	if o.policy != "rules" && o.policy != "allow" {
+		return fail("-policy must be rules or allow")
 	}
 	if o.rounds < 1 || o.scale < 1 {
 		return fail("-rounds and -scale must be at least 1")
@@ -232,7 +237,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		Binary: o.pgwarden, Upstream: cluster.Addr(),
 		User: clientUser, Password: clientPassword,
 		DBUser: direct.User, DBPassword: direct.Password,
-		Database: database, Procs: o.procs, Progress: stderr,
+		Database: database, Procs: o.procs, Rules: o.policy == "rules", Progress: stderr,
 	})
 	if err != nil {
 		return err

@@ -30,6 +30,10 @@ type PgwardenOptions struct {
 	// Procs, when positive, is the gateway's GOMAXPROCS (the number of
 	// threads running Go code); 0 leaves Go's default, one per core.
 	Procs int
+	// Rules, when set, gives the gateway a policy with rules (read-only, a
+	// blocked table, the dangerous functions, no DDL) instead of allowing
+	// everything.
+	Rules bool
 	// Progress receives progress messages.
 	Progress io.Writer
 }
@@ -72,6 +76,11 @@ func StartPgwarden(ctx context.Context, o PgwardenOptions) (t *Target, err error
 		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(o.Procs))
 		t.Software += fmt.Sprintf(" (GOMAXPROCS=%d)", o.Procs)
 	}
+	if o.Rules {
+		t.Software += ", policy: read-only + block rules"
+	} else {
+		t.Software += ", policy: allow-all"
+	}
 	if t.proc, err = startProcess("pgwarden", cmd, filepath.Join(dir, "pgwarden.log"), syscall.SIGTERM); err != nil {
 		return t, err
 	}
@@ -79,8 +88,8 @@ func StartPgwarden(ctx context.Context, o PgwardenOptions) (t *Target, err error
 }
 
 // pgwardenConfig returns the gateway's YAML configuration: one static user,
-// one credential for its group, allow everything, warnings only, default
-// limits.
+// one credential for its group, allow everything or the rules of
+// PgwardenOptions.Rules, warnings only, default limits.
 func pgwardenConfig(t *Target, o PgwardenOptions) string {
 	q := yamlQuote
 	var b strings.Builder
@@ -89,7 +98,20 @@ func pgwardenConfig(t *Target, o PgwardenOptions) string {
 	fmt.Fprintf(&b, "upstream: {address: %s, tls: disable}\n", q(o.Upstream))
 	fmt.Fprintf(&b, "auth:\n  users:\n    - {name: %s, password: %s, groups: [bench]}\n", q(o.User), q(o.Password))
 	fmt.Fprintf(&b, "credentials:\n  static:\n    - {user: %s, password: %s, groups: [bench]}\n", q(o.DBUser), q(o.DBPassword))
-	fmt.Fprintf(&b, "policy: {default: allow}\n")
+	if o.Rules {
+		// What a guarded read-only gateway runs: every statement is
+		// analysed and put to each rule.
+		b.WriteString(`policy:
+  default: allow
+  rules:
+    - {name: read-only, read_only: true}
+    - {name: no-secrets, tables: [public.secrets, "*.pg_authid"]}
+    - {name: dangerous-functions, functions: [dangerous]}
+    - {name: no-schema-changes, kinds: [ddl, dcl]}
+`)
+	} else {
+		fmt.Fprintf(&b, "policy: {default: allow}\n")
+	}
 	fmt.Fprintf(&b, "log: {level: warn}\n")
 	return b.String()
 }

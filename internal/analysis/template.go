@@ -1,0 +1,128 @@
+package analysis
+
+import (
+	"strings"
+
+	"github.com/pgwarden/pgwarden/policy"
+)
+
+// Texts that differ only in integer literals, such as
+//
+//	SELECT abalance FROM pgbench_accounts WHERE aid = 17
+//	SELECT abalance FROM pgbench_accounts WHERE aid = 90210
+//
+// have the same kinds, relations, functions and writes: an integer
+// literal is one token of the same class whatever its digits, so the
+// parser builds the same tree but for the constant's value. The analyzer
+// shares their analysis through a second cache keyed by the text with its
+// integer literals blanked (its template), so that clients that inline
+// constants (the simple protocol) do not pay a parse per statement.
+//
+// This is not a fingerprint: strings, identifiers, comments, dollar-quoted
+// bodies, decimals and every other token stay as they are, and a result
+// is shared only when it cannot depend on a constant's value: one
+// statement, nested ones included, changing no setting and running no
+// EXPLAIN (whose options take values). Decisions are never cached.
+
+// templateOf returns sql with each integer literal replaced by a single
+// '0' (so its length class is fixed), and whether it had any. An integer
+// literal is a run of at most 9 digits (so it is an int32 whatever its
+// value) that PostgreSQL's lexer reads as a whole integer token: not part of an identifier or parameter ($1), not followed
+// by '.', 'e', an identifier character or another digit; and outside
+// comments, quoted strings and identifiers, and dollar-quoted strings.
+func templateOf(sql string) (string, bool) {
+	var b strings.Builder
+	last, found := 0, false
+	for i := 0; i < len(sql); {
+		c := sql[i]
+		switch {
+		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+			i += 2
+			for i < len(sql) && sql[i] != '\n' && sql[i] != '\r' {
+				i++
+			}
+		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
+			i += 2
+			for n := 1; n > 0 && i < len(sql); {
+				switch {
+				case sql[i] == '/' && i+1 < len(sql) && sql[i+1] == '*':
+					n++
+					i += 2
+				case sql[i] == '*' && i+1 < len(sql) && sql[i+1] == '/':
+					n--
+					i += 2
+				default:
+					i++
+				}
+			}
+		case c == '\'':
+			escapes := i > 0 && (sql[i-1] == 'E' || sql[i-1] == 'e') && (i < 2 || !isIdent(sql[i-2]))
+			i = skipQuoted(sql, i+1, '\'', escapes)
+		case c == '"':
+			i = skipQuoted(sql, i+1, '"', false)
+		case c == '$' && (i == 0 || !isIdent(sql[i-1])):
+			if end, ok := dollarTag(sql, i); ok {
+				tag := sql[i:end]
+				i = end
+				for i < len(sql) && !(sql[i] == '$' && hasPrefixAt(sql, i, tag)) {
+					i++
+				}
+				i += len(tag)
+				continue
+			}
+			// $n: a parameter; skip its digits.
+			i++
+			for i < len(sql) && sql[i] >= '0' && sql[i] <= '9' {
+				i++
+			}
+		case isIdent(c) && !(c >= '0' && c <= '9'):
+			for i < len(sql) && isIdent(sql[i]) {
+				i++
+			}
+		case c >= '0' && c <= '9':
+			start := i
+			for i < len(sql) && sql[i] >= '0' && sql[i] <= '9' {
+				i++
+			}
+			if (start > 0 && sql[start-1] == '.') || (i < len(sql) && (sql[i] == '.' || isIdent(sql[i]))) {
+				// A decimal, an exponent, or trailing junk: leave the
+				// whole run of number-ish characters as it is, an
+				// exponent's sign included.
+				for i < len(sql) && (isIdent(sql[i]) || sql[i] == '.' ||
+					((sql[i] == '-' || sql[i] == '+') && (sql[i-1] == 'e' || sql[i-1] == 'E'))) {
+					i++
+				}
+				continue
+			}
+			if i-start > 9 {
+				// Past int32 the parser reads a numeric, not an integer
+				// (and some places of the grammar take integers only).
+				continue
+			}
+			b.WriteString(sql[last:start])
+			b.WriteByte('0')
+			last, found = i, true
+		default:
+			i++
+		}
+	}
+	if !found {
+		return "", false
+	}
+	b.WriteString(sql[last:])
+	return b.String(), true
+}
+
+// shareable reports whether an analysis may be shared by every text of its
+// template.
+func shareable(sts []*policy.Statement) bool {
+	if len(sts) != 1 {
+		return false
+	}
+	for s := sts[0]; s != nil; s = s.Inner {
+		if len(s.Settings) > 0 || s.Kind == policy.KindExplain {
+			return false
+		}
+	}
+	return true
+}
