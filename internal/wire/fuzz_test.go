@@ -86,7 +86,24 @@ func FuzzDecoders(f *testing.F) {
 	f.Add(byte('E'), []byte("SERROR\x00C42601\x00Mx\x00\x00"))
 	f.Add(byte('P'), append([]byte("s\x00select\x00"), 0, 0))
 	f.Add(byte('F'), []byte{0, 0, 4, 0xd2, 0, 0, 0, 1, 0, 0, 0, 1, 7, 0, 0})
+	f.Add(byte('B'), []byte("p\x00s\x00\x00\x01\x00\x01\x00\x02\x00\x00\x00\x01x\xff\xff\xff\xff\x00\x00"))
 	f.Fuzz(func(t *testing.T, typ byte, body []byte) {
+		if params, err := BindParams(nil, body); err == nil {
+			// Every value lies inside the body: checked lengths, no
+			// allocation beyond the parameter list.
+			var pb pgproto3.Bind
+			if derr := pb.Decode(body); derr != nil {
+				t.Fatalf("we accepted a Bind pgproto3 rejects: %v", derr)
+			}
+			if len(pb.Parameters) != len(params) {
+				t.Fatalf("%d parameters, pgproto3 read %d", len(params), len(pb.Parameters))
+			}
+			for i, p := range params {
+				if (p.Value == nil) != (pb.Parameters[i] == nil) || string(p.Value) != string(pb.Parameters[i]) {
+					t.Fatalf("parameter %d differs", i)
+				}
+			}
+		}
 		if err := ValidateDataRow(body); err == nil {
 			var row pgproto3.DataRow
 			if err := row.Decode(body); err != nil {
