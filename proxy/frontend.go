@@ -230,7 +230,18 @@ func (s *clientSession) forwardBind(m wire.Message, o op) *session.Error {
 		pp = append(pp, policy.Param{Value: p.Value, Binary: p.Binary, Type: typ})
 	}
 	s.policyParams = pp[:0]
-	d := s.judge(&statement{protocol: st.protocol, sql: st.sql, name: st.name, analysis: st.analysis, portal: o.portal}, policy.StageBind, pp)
+	// Until the server has answered every Parse of the name, the Bind may
+	// bind any of the definitions that have not failed: judge each.
+	var d policy.Decision
+	for c := st; c != nil; c = c.prev {
+		if c != st && c.parse.Load() == parseFailed {
+			continue
+		}
+		d = s.judge(&statement{protocol: c.protocol, sql: c.sql, name: c.name, analysis: c.analysis, portal: o.portal}, policy.StageBind, pp)
+		if d.Verdict != policy.Allow {
+			break
+		}
+	}
 	clear(pp)
 	clear(params)
 	if d.Verdict == policy.Allow {
