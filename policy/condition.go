@@ -131,6 +131,9 @@ func ParseWindow(s string) (Window, error) {
 	if w.To, err = clock(to); err != nil {
 		return Window{}, fmt.Errorf("policy: time window %q: %v", s, err)
 	}
+	if w.From == w.To {
+		return Window{}, fmt.Errorf("policy: time window %q is empty (from and to are equal)", s)
+	}
 	w.Location = time.UTC
 	if len(fields) == 2 {
 		if w.Location, err = time.LoadLocation(fields[1]); err != nil {
@@ -158,8 +161,10 @@ func (w Window) Contains(t time.Time) bool {
 		loc = time.UTC
 	}
 	t = t.In(loc)
-	midnight := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
-	offset := t.Sub(midnight)
+	// The wall clock, not the time elapsed since midnight, which differs
+	// on the days the clocks change.
+	h, m, sec := t.Clock()
+	offset := time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec)*time.Second + time.Duration(t.Nanosecond())
 	day := t.Weekday()
 	if w.To > w.From {
 		return offset >= w.From && offset < w.To && w.onDay(day)
@@ -177,7 +182,8 @@ func (w Window) Contains(t time.Time) bool {
 
 func (w Window) onDay(d time.Weekday) bool { return len(w.Days) == 0 || slices.Contains(w.Days, d) }
 
-// String returns the window as ParseWindow reads it.
+// String returns the window as ParseWindow reads it (Days, which
+// ParseWindow does not read, are left out).
 func (w Window) String() string {
 	loc := "UTC"
 	if w.Location != nil {
@@ -213,28 +219,25 @@ func IsKind(kinds ...Kind) Condition {
 }
 
 // Writes holds when a statement of the query writes (Statement.Writes,
-// also in nested statements that run).
+// which counts the nested statements that run).
 func Writes() Condition {
 	return ConditionFunc(func(q *Query) bool {
 		for _, st := range q.Statements {
-			for s := st; s != nil; s = s.Inner {
-				if s.Writes {
-					return true
-				}
+			if st.Writes {
+				return true
 			}
 		}
 		return false
 	})
 }
 
-// AllRows holds when the query has an UPDATE or DELETE without WHERE.
+// AllRows holds when the query has an UPDATE or DELETE without WHERE
+// (Statement.AllRows, which counts the nested statements that run).
 func AllRows() Condition {
 	return ConditionFunc(func(q *Query) bool {
 		for _, st := range q.Statements {
-			for s := st; s != nil; s = s.Inner {
-				if s.AllRows {
-					return true
-				}
+			if st.AllRows {
+				return true
 			}
 		}
 		return false

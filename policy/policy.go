@@ -112,6 +112,25 @@ func (q *Query) Schemas(r Relation) []string {
 	return slices.Delete(slices.Clone(q.SearchPath), at, at+1)
 }
 
+// FunctionSchemas returns the schemas the call f may resolve to in this
+// session: its own schema when qualified; otherwise pg_catalog first for
+// a built-in name (the server looks there first unless the search_path
+// lists it later), then every schema of SearchPath (a function of the same
+// name there may take other argument types and win). Nil means any schema
+// is possible.
+func (q *Query) FunctionSchemas(f Function) []string {
+	if f.Schema != "" {
+		return []string{f.Schema}
+	}
+	if q.SearchPath == nil {
+		return nil
+	}
+	if f.Builtin && !slices.Contains(q.SearchPath, "pg_catalog") {
+		return append([]string{"pg_catalog"}, q.SearchPath...)
+	}
+	return q.SearchPath
+}
+
 // Verdict is what happens to a statement. Verdicts are ordered from no
 // opinion through the most permissive to the strictest, so that combining
 // decisions is taking the largest.

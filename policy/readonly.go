@@ -31,23 +31,30 @@ func (r ReadOnly) Decide(_ context.Context, q *Query) (Decision, error) {
 	}
 	for _, st := range q.Statements {
 		for s := st; s != nil; s = s.Inner {
+			if s.Kind == KindDo || s.Kind == KindCall || s.Kind == KindLoad {
+				return block("%s runs code the gateway cannot see.", s.Command)
+			}
+		}
+		// Writes and Locks count the nested statements that run (not the
+		// DELETE of an EXPLAIN without ANALYZE).
+		switch {
+		case st.Writes:
+			return block("%s changes data.", st.Command)
+		case st.Locks:
+			return block("%s takes locks for writing.", st.Command)
+		}
+		for s := st; s != nil; s = s.Inner {
 			switch {
 			case s.Kind == KindFunctionCall:
 				return block("fast-path function calls are not allowed.")
-			case s.Kind == KindDo || s.Kind == KindCall || s.Kind == KindLoad:
-				return block("%s runs code the gateway cannot see.", s.Command)
-			case s.Writes:
-				return block("%s changes data.", s.Command)
-			case s.Locks:
-				return block("%s takes locks for writing.", s.Command)
-			case s.Kind == KindNotify:
-				return block("NOTIFY is not allowed.")
+			case s.Kind == KindNotify || slices.ContainsFunc(s.Functions, func(f Function) bool { return f.Builtin && f.Name == "pg_notify" }):
+				return block("notifications are not allowed.")
 			case len(s.RunTime) > 0 && !r.AllowRunTime:
 				return block("the gateway cannot see what this statement does (%s).", s.RunTime[0])
 			}
 			for _, set := range s.Settings {
 				if escapesReadOnly(set) {
-					return block("%s of %s is not allowed.", set.Via, set.Name)
+					return block("%s of %s is not allowed.", set.Via, settingLabel(set.Name))
 				}
 			}
 		}

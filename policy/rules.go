@@ -155,6 +155,12 @@ func BlockKinds(kinds ...Kind) Policy {
 					return Decision{Verdict: Block, Rule: "block-kinds",
 						Reason: fmt.Sprintf("%s statements are not allowed.", s.Command)}, nil
 				}
+				for _, k := range s.Contains {
+					if slices.Contains(kinds, k) {
+						return Decision{Verdict: Block, Rule: "block-kinds",
+							Reason: fmt.Sprintf("%s statements are not allowed (in a WITH clause).", strings.ToUpper(string(k)))}, nil
+					}
+				}
 			}
 		}
 		return Decision{}, nil
@@ -310,9 +316,11 @@ func splitPattern(p string) (schema, name string) {
 	return "*", p
 }
 
-// MatchFunction reports whether f matches pattern: "schema.name" for that
-// schema (an unqualified call matches "pg_catalog.name" patterns when it is
-// a built-in), or "name" for any schema.
+// MatchFunction reports whether f, as written, matches pattern:
+// "schema.name" for that schema (an unqualified call matches
+// "pg_catalog.name" patterns when it is a built-in), or "name" for any
+// schema. BlockFunctions and Calls go further: they resolve unqualified
+// calls through the session's search_path (Query.FunctionSchemas).
 func MatchFunction(pattern string, f Function) bool {
 	ps, pn := splitPattern(pattern)
 	if pn != f.Name && pn != "*" {
@@ -331,11 +339,26 @@ func firstFunction(q *Query, patterns []string) (Function, bool) {
 	for _, st := range q.Statements {
 		for s := st; s != nil; s = s.Inner {
 			for _, f := range s.Functions {
-				if slices.ContainsFunc(patterns, func(p string) bool { return MatchFunction(p, f) }) {
+				if slices.ContainsFunc(patterns, func(p string) bool { return callMatches(q, p, f) }) {
 					return f, true
 				}
 			}
 		}
 	}
 	return Function{}, false
+}
+
+// callMatches reports whether the call f may call a function matching
+// pattern, resolving an unqualified call through the session's
+// search_path (see Query.FunctionSchemas).
+func callMatches(q *Query, pattern string, f Function) bool {
+	ps, pn := splitPattern(pattern)
+	if pn != f.Name && pn != "*" {
+		return false
+	}
+	if ps == "*" {
+		return true
+	}
+	schemas := q.FunctionSchemas(f)
+	return schemas == nil || slices.Contains(schemas, ps)
 }

@@ -32,9 +32,13 @@ type Statement struct {
 	// Locks is set when the statement takes row or table locks that
 	// readers do not: SELECT ... FOR UPDATE/SHARE, LOCK.
 	Locks bool
-	// AllRows is set when an UPDATE or DELETE (here or in a CTE) has no
-	// WHERE clause, and so changes every row of its table.
+	// AllRows is set when an UPDATE or DELETE (here, in a CTE, or in a
+	// nested statement that runs) has no WHERE clause, and so changes every
+	// row of its table.
 	AllRows bool
+	// Contains lists the kinds of the data-changing statements nested in
+	// this one's WITH clauses (a DELETE in a CTE of a SELECT).
+	Contains []Kind
 	// RunTime lists why the statement's effect is decided at run time and
 	// cannot be read from its text: "DO block", "CALL", "user function f",
 	// "function query_to_xml runs SQL text". Empty when the text says it all.
@@ -73,12 +77,14 @@ type Statement struct {
 	Tree func() (*pg_query.RawStmt, error)
 }
 
-// Kinds returns the statement's kind followed by those of its inner
-// statements (an EXPLAIN ANALYZE DELETE is both an explain and a delete).
+// Kinds returns the statement's kind followed by those of the statements
+// nested in it: inner statements and data-changing CTEs (an EXPLAIN
+// ANALYZE DELETE is both an explain and a delete).
 func (s *Statement) Kinds() []Kind {
 	var kinds []Kind
 	for st := s; st != nil; st = st.Inner {
 		kinds = append(kinds, st.Kind)
+		kinds = append(kinds, st.Contains...)
 	}
 	return kinds
 }
@@ -87,7 +93,7 @@ func (s *Statement) Kinds() []Kind {
 // given kinds.
 func (s *Statement) Is(kinds ...Kind) bool {
 	for st := s; st != nil; st = st.Inner {
-		if slices.Contains(kinds, st.Kind) {
+		if slices.Contains(kinds, st.Kind) || slices.ContainsFunc(st.Contains, func(k Kind) bool { return slices.Contains(kinds, k) }) {
 			return true
 		}
 	}

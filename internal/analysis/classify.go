@@ -22,6 +22,8 @@ type walker struct {
 	// targets is set while walking the objects a DDL or DCL statement acts
 	// on: the relations found are written, not read.
 	targets bool
+	// root is the statement node itself, as opposed to nested ones.
+	root proto.Message
 }
 
 // classify analyses one statement.
@@ -55,6 +57,7 @@ func (w *walker) set(kind policy.Kind, command string) {
 // statement classifies a top-level statement node and walks it.
 func (w *walker) statement(m proto.Message) {
 	st := w.st
+	w.root = m
 	switch n := m.(type) {
 	case *pg_query.SelectStmt:
 		w.set(policy.KindSelect, "SELECT")
@@ -239,6 +242,7 @@ func (w *walker) setInner(inner *policy.Statement, inherit bool) {
 	if inherit {
 		w.st.Writes = w.st.Writes || inner.Writes
 		w.st.Locks = w.st.Locks || inner.Locks
+		w.st.AllRows = w.st.AllRows || inner.AllRows
 	}
 }
 
@@ -285,6 +289,7 @@ func (w *walker) explain(n *pg_query.ExplainStmt) {
 	if w.st.Executes {
 		w.st.Writes = inner.Writes
 		w.st.Locks = inner.Locks
+		w.st.AllRows = inner.AllRows
 		w.st.RunTime = append(w.st.RunTime, inner.RunTime...)
 	}
 }
@@ -432,16 +437,16 @@ func (w *walker) walk(m proto.Message) {
 		w.ctes = w.ctes[:base]
 		return
 	case *pg_query.InsertStmt:
-		w.dml(n.Relation, n.WithClause, n, false)
+		w.dml(policy.KindInsert, n.Relation, n.WithClause, n, false)
 		return
 	case *pg_query.UpdateStmt:
-		w.dml(n.Relation, n.WithClause, n, n.WhereClause == nil)
+		w.dml(policy.KindUpdate, n.Relation, n.WithClause, n, n.WhereClause == nil)
 		return
 	case *pg_query.DeleteStmt:
-		w.dml(n.Relation, n.WithClause, n, n.WhereClause == nil)
+		w.dml(policy.KindDelete, n.Relation, n.WithClause, n, n.WhereClause == nil)
 		return
 	case *pg_query.MergeStmt:
-		w.dml(n.Relation, n.WithClause, n, false)
+		w.dml(policy.KindMerge, n.Relation, n.WithClause, n, false)
 		return
 	}
 	w.walkFields(m)
@@ -449,9 +454,12 @@ func (w *walker) walk(m proto.Message) {
 
 // dml walks an INSERT, UPDATE, DELETE or MERGE, wherever it appears (a
 // CTE's DML runs, whatever the outer statement is).
-func (w *walker) dml(target *pg_query.RangeVar, with *pg_query.WithClause, m proto.Message, allRows bool) {
+func (w *walker) dml(kind policy.Kind, target *pg_query.RangeVar, with *pg_query.WithClause, m proto.Message, allRows bool) {
 	w.st.Writes = true
 	w.st.AllRows = w.st.AllRows || allRows
+	if m != w.root && !slices.Contains(w.st.Contains, kind) {
+		w.st.Contains = append(w.st.Contains, kind)
+	}
 	if target != nil {
 		// The target is always a table, even when a CTE has its name.
 		w.st.Written = append(w.st.Written, relation(target))

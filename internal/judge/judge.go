@@ -99,7 +99,12 @@ func (n Names) Resolve(sts []*policy.Statement, upstreamUser string) ([]*policy.
 		case policy.KindExecute:
 			c := *st
 			c.Inner = preparedInner(st.Name, next.Prepared[st.Name])
-			c.Writes = c.Writes || c.Inner.Writes
+			for in := c.Inner; in != nil; in = in.Inner {
+				// Every candidate definition may be the one that runs.
+				c.Writes = c.Writes || in.Writes
+				c.Locks = c.Locks || in.Locks
+				c.AllRows = c.AllRows || in.AllRows
+			}
 			out[i] = &c
 		case policy.KindFetch:
 			c := *st
