@@ -234,8 +234,7 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 	}
 	if sus, ok := p.suspendedFor(id); ok {
 		cc.log.Info("pgwarden: suspended identity refused", "subject", id.Subject, "rule", sus.rule)
-		return nil, &session.Error{Code: session.CodeInvalidAuthorization,
-			Message: fmt.Sprintf("pgwarden: this identity is suspended until %s by rule %q", sus.until.UTC().Format(time.RFC3339), sus.rule)}
+		return nil, suspendedError(sus)
 	}
 	info := &session.Info{
 		ID:              newSessionID(),

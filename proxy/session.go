@@ -144,6 +144,11 @@ func (s *clientSession) start(ctx context.Context, raw net.Conn) *session.Error 
 		s.p.mu.Unlock()
 		return pgError(session.CodeAdminShutdown, "terminating connection because the gateway is shutting down")
 	}
+	if sus, ok := s.p.suspendedLocked(s.info.Identity); ok {
+		// Suspended while this session logged in.
+		s.p.mu.Unlock()
+		return suspendedError(sus)
+	}
 	s.p.registerLocked(s)
 	delete(s.p.conns, raw)
 	s.p.mu.Unlock()

@@ -61,9 +61,12 @@ func parties(id session.Identity) []suspensionKey {
 	return keys
 }
 
-// suspend keeps every party of id's chain out for d, and ends the live
-// sessions any of them takes part in.
-func (p *Proxy) suspend(id session.Identity, d time.Duration, rule string) {
+// suspend keeps every party of id's chain out for d, and then ends the
+// live sessions any of them takes part in, except ending (which its caller
+// ends with its own message). The suspension is in force before any
+// session is ended, so a client that reconnects on seeing its FATAL is
+// refused (see also the check in start).
+func (p *Proxy) suspend(id session.Identity, d time.Duration, rule string, ending *clientSession) {
 	until := time.Now().Add(d)
 	keys := parties(id)
 	p.mu.Lock()
@@ -83,6 +86,9 @@ func (p *Proxy) suspend(id session.Identity, d time.Duration, rule string) {
 	}
 	p.mu.Unlock()
 	for _, s := range p.liveSessions() {
+		if s == ending {
+			continue
+		}
 		for _, k := range keys {
 			if s.info.Identity.Involves(k.issuer, k.subject) {
 				s.end(session.EndTerminated, &session.Error{Code: session.CodeInsufficientPrivilege,
@@ -95,9 +101,13 @@ func (p *Proxy) suspend(id session.Identity, d time.Duration, rule string) {
 
 // suspendedFor returns the suspension that keeps id out, if any.
 func (p *Proxy) suspendedFor(id session.Identity) (suspension, bool) {
-	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.suspendedLocked(id)
+}
+
+func (p *Proxy) suspendedLocked(id session.Identity) (suspension, bool) {
+	now := time.Now()
 	for _, k := range parties(id) {
 		if v, ok := p.suspended[k]; ok && now.Before(v.until) {
 			return v, true
@@ -106,14 +116,22 @@ func (p *Proxy) suspendedFor(id session.Identity) (suspension, bool) {
 	return suspension{}, false
 }
 
+// suspendedError is the login refusal of a suspended identity.
+func suspendedError(sus suspension) *session.Error {
+	return &session.Error{Code: session.CodeInvalidAuthorization,
+		Message: fmt.Sprintf("pgwarden: this identity is suspended until %s by rule %q", sus.until.UTC().Format(time.RFC3339), sus.rule)}
+}
+
 // terminateFor ends the session after a Terminate decision, and suspends
-// its chain when the decision says so.
+// its chain first when the decision says so.
 func (s *clientSession) terminateFor(d policy.Decision) *session.Error {
 	s.log.Warn("pgwarden: session terminated by policy", "rule", d.Rule, "suspend", d.Suspend)
-	s.end(session.EndTerminated, &session.Error{Code: session.CodeInsufficientPrivilege,
-		Message: fmt.Sprintf("pgwarden: session terminated by rule %q", d.Rule), Detail: d.Reason})
+	fatal := &session.Error{Code: session.CodeInsufficientPrivilege,
+		Message: fmt.Sprintf("pgwarden: session terminated by rule %q", d.Rule), Detail: d.Reason}
 	if d.Suspend > 0 {
-		s.p.suspend(s.info.Identity, d.Suspend, d.Rule)
+		// Record the suspension before the client can see the FATAL.
+		s.p.suspend(s.info.Identity, d.Suspend, d.Rule, s)
 	}
+	s.end(session.EndTerminated, fatal)
 	return errSessionOver
 }
