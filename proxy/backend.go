@@ -60,6 +60,19 @@ func upstreamViolation(format string, args ...any) *session.Error {
 // the session, and returns what to send to the client (the message itself,
 // or the refusal that replaces the server's error).
 func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) {
+	if o := s.front(); o != nil && o.verify != nil {
+		switch m.Type {
+		case 'T', 'D', 'C', 'E':
+			return nil, s.verifyMessage(o, m.Type, m.Body)
+		case 'Z':
+			v := o.verify
+			if err := s.readyForQuery(m); err != nil {
+				return nil, err
+			}
+			close(v.done)
+			return nil, nil
+		}
+	}
 	switch m.Type {
 	case 'D': // DataRow
 		o := s.front()

@@ -285,6 +285,7 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 		return nil, upstreamError(err)
 	}
 	s := newClientSession(cc, info, up, cred, release, lim)
+	s.setup = setup
 	if ferr := s.start(ctx, cc.raw); ferr != nil {
 		up.conn.Close()
 		release()

@@ -174,9 +174,19 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 			}
 		}
 	}
+	var held *policy.Decision
+	if kind != opFunctionCall || s.setup.ReadOnly {
+		d, err := s.barrier()
+		if err != nil {
+			return err
+		}
+		held = d
+	}
 	st.seq = s.seq.Add(1)
 	s.lastStmt.Store(time.Now().UnixNano())
 	switch {
+	case held != nil:
+		st.decision = *held
 	case kind == opParse && st.name == refusedName:
 		st.decision = policy.Decision{Verdict: policy.Block, Rule: "reserved-name",
 			Reason: "The gateway reserves this prepared statement name."}
@@ -204,6 +214,9 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 	if st.decision.Verdict == policy.Terminate {
 		return s.terminateFor(st.decision)
 	}
+	if st.decision.Verdict == policy.Allow && kind != opParse && runsAtRunTime(st.analysis) {
+		s.stale = true
+	}
 	return nil
 }
 
@@ -215,6 +228,15 @@ func (s *clientSession) forwardBind(m wire.Message, o op) *session.Error {
 		// Never prepared through the gateway, or refused at Parse: the
 		// server rejects the Bind by itself.
 		return s.forward(m.Raw, o)
+	}
+	if s.setup.ReadOnly {
+		held, err := s.barrier()
+		if err != nil {
+			return err
+		}
+		if held != nil {
+			return s.refuseBind(o, st, *held)
+		}
 	}
 	params, err := wire.BindParams(s.bindParams[:0], m.Body)
 	if err != nil {
@@ -245,8 +267,17 @@ func (s *clientSession) forwardBind(m wire.Message, o op) *session.Error {
 	clear(pp)
 	clear(params)
 	if d.Verdict == policy.Allow {
+		if runsAtRunTime(st.analysis) {
+			s.stale = true
+		}
 		return s.forward(m.Raw, o)
 	}
+	return s.refuseBind(o, st, d)
+}
+
+// refuseBind records a refused Bind and forwards, in its place, a Bind the
+// server is certain to reject.
+func (s *clientSession) refuseBind(o op, st *statement, d policy.Decision) *session.Error {
 	o.refused = &d
 	if s.recording {
 		ev := session.Event{Kind: session.KindStatement, SessionID: s.info.ID, Time: time.Now(),

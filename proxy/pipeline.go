@@ -97,6 +97,9 @@ type op struct {
 	// copyIn is set once the server entered COPY FROM STDIN (or COPY BOTH)
 	// for this request.
 	copyIn bool
+	// verify, on a Query the gateway sent itself, collects the answer
+	// (see barrier); nothing of it reaches the client.
+	verify *verification
 }
 
 // pipeline is the queue of requests awaiting answers, in the order the

@@ -6,8 +6,8 @@ package proxy_test
 // real cluster, on the simple protocol and on the extended protocol (unnamed
 // statements and named prepared statements).
 //
-// Tests named TestKnownBug... assert the correct behaviour of a gateway bug
-// found while writing these; they fail until it is fixed.
+// The tests under "Regressions" were bugs found while writing these, each
+// fixed since.
 
 import (
 	"context"
@@ -1289,9 +1289,11 @@ func TestRulesKillSwitchTerminatesAndSuspends(t *testing.T) {
 
 			_, err := rulesRun(ctx, victim, m.mode, "SELECT pg_terminate_backend(0)")
 			rulesWantFatal(t, err, "42501", `pgwarden: session terminated by rule "kill-switch"`)
-			// The suspension is recorded after the FATAL is sent (see
-			// TestKnownBugRulesSuspensionRacesTheFatal): wait for it.
-			waitFor(t, func() bool { return len(g.Suspensions()) > 0 })
+			// The suspension is recorded before the FATAL is sent (see
+			// TestRulesSuspensionBeforeTheFatal).
+			if len(g.Suspensions()) == 0 {
+				t.Fatal("no suspension recorded when the client read its FATAL")
+			}
 			sus := rulesSuspension(t, g)
 
 			// A new session of alice is refused while suspended.
@@ -1487,14 +1489,14 @@ func TestRulesParserSettingsChangedAtRunTimeEndTheSession(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------
-// Known bugs: these assert the correct behaviour and fail today.
+// Regressions: bugs found while writing these tests, each fixed.
 
 // In one extended-protocol pipeline, the server parses the second statement
 // after the DO turned standard_conforming_strings off, and reports the
-// change (ParameterStatus) only at Sync, after that statement ran and its
-// rows were relayed: the gateway's fallback (ending the session on the
-// ParameterStatus, proxy/backend.go) comes too late.
-func TestKnownBugRulesParserSettingsChangedInAPipeline(t *testing.T) {
+// change (ParameterStatus) only at Sync. The run-time barrier
+// (proxy/barrier.go) refuses a Parse that follows a run-time statement
+// without a Sync between them.
+func TestRulesParserSettingsChangedInAPipeline(t *testing.T) {
 	rulesFixture(t)
 	g := startGateway(t, func(p *proxy.Proxy) { p.Policy = rulesBlockSecretPolicy() })
 	fe := rulesRaw(t, g)
@@ -1510,9 +1512,9 @@ func TestKnownBugRulesParserSettingsChangedInAPipeline(t *testing.T) {
 	}
 }
 
-// Field selection syntax calls a one-argument function ((x).f is f(x)),
-// and the analysis does not see a call.
-func TestKnownBugRulesFunctionCalledWithFieldSelectionSyntax(t *testing.T) {
+// Field selection syntax calls a one-argument function ((x).f is f(x)):
+// the analysis sees the call.
+func TestRulesFunctionCalledWithFieldSelectionSyntax(t *testing.T) {
 	rulesFixture(t)
 	t.Run("block-functions", func(t *testing.T) {
 		g := startGateway(t, func(p *proxy.Proxy) {
@@ -1571,7 +1573,7 @@ func TestKnownBugRulesFunctionCalledWithFieldSelectionSyntax(t *testing.T) {
 // With AllowRunTime the server's read-only mode is said to refuse the
 // writes of what the gateway lets through; but what it lets through can
 // switch that mode off for the rest of the session.
-func TestKnownBugRulesReadOnlyAllowRunTimeCanSwitchOffTheServerLayer(t *testing.T) {
+func TestRulesReadOnlyTurnedOffAtRunTimeEndsTheSession(t *testing.T) {
 	rulesFixture(t)
 	g := startGateway(t, func(p *proxy.Proxy) {
 		p.Policy = rulesReadOnlyPolicy(policy.ReadOnly{AllowRunTime: true})
@@ -1587,13 +1589,11 @@ func TestKnownBugRulesReadOnlyAllowRunTimeCanSwitchOffTheServerLayer(t *testing.
 			if err != nil && rulesRefusal(err, "read-only") != "" {
 				t.Fatalf("query_to_xml: %v", err)
 			}
-			rows, err := rulesRun(ctx, conn, m.mode, "SHOW default_transaction_read_only")
-			if err != nil || len(rows) != 1 || rows[0][0] != "on" {
-				t.Errorf("SHOW default_transaction_read_only: %q, %v; want on", rows, err)
-			}
-			rows, err = rulesRun(ctx, conn, m.mode, "SELECT rules_evil()")
-			if pgCode(err) != "25006" && rulesRefusal(err, "read-only") != "" {
-				t.Errorf("SELECT rules_evil(): %q, %v; want the server's 25006 (or a refusal)", rows, err)
+			// The gateway checks the read-only mode before the next
+			// statement, finds it off, and ends the session.
+			rows, err := rulesRun(ctx, conn, m.mode, "SELECT rules_evil()")
+			if pgCode(err) != "42501" || !strings.Contains(err.Error(), "read-only mode") {
+				t.Errorf("SELECT rules_evil() after read-only was turned off: %q, %v; want FATAL 42501 about the read-only mode", rows, err)
 			}
 			if got := rulesReadOnlySnapshot(t); got != before {
 				t.Errorf("a read-only session changed the data: %s; was %s", got, before)
@@ -1603,10 +1603,9 @@ func TestKnownBugRulesReadOnlyAllowRunTimeCanSwitchOffTheServerLayer(t *testing.
 	rulesResetReadOnlyData(t)
 }
 
-// The search path is tracked from SET and set_config in the statements'
-// text only: a function that changes it leaves the gateway resolving
-// unqualified names in the old path.
-func TestKnownBugRulesSearchPathChangedByAFunction(t *testing.T) {
+// A function may change the search path: after a run-time statement the
+// gateway asks the server for it before judging the next statement.
+func TestRulesSearchPathChangedByAFunction(t *testing.T) {
 	rulesFixture(t)
 	g := startGateway(t, func(p *proxy.Proxy) {
 		p.Policy = policy.FirstMatch(
@@ -1631,12 +1630,11 @@ func TestKnownBugRulesSearchPathChangedByAFunction(t *testing.T) {
 	}
 }
 
-// A Terminate decision sends the FATAL before it records the suspension
-// (proxy/suspend.go, terminateFor: s.end, then s.p.suspend), and the
-// suspension ends only the sessions already registered: a client that
-// reconnects as soon as it reads the FATAL may pass the login check, and its
-// session may survive the suspension.
-func TestKnownBugRulesSuspensionRacesTheFatal(t *testing.T) {
+// A Terminate decision records the suspension before it sends the FATAL,
+// and a session that was logging in meanwhile is refused when it
+// registers: a client that reconnects as soon as it reads the FATAL is
+// refused, and no session survives the suspension.
+func TestRulesSuspensionBeforeTheFatal(t *testing.T) {
 	rulesFixture(t)
 	g := startGateway(t, func(p *proxy.Proxy) { p.Policy = rulesKillSwitch() })
 	ctx := testContext(t)

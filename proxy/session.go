@@ -51,6 +51,8 @@ type clientSession struct {
 	statements   map[string]*statement // prepared statements by name (see preparedStatement)
 	query        policy.Query          // reused for every Decide call
 	names        judge.Names           // SQL-level names and search path (see judge)
+	stale        bool                  // a run-time statement was sent since the last verification (see barrier)
+	setup        policy.Setup          // what the policy asked of the upstream session
 	bindParams   []wire.BindParam      // reused to decode Binds
 	policyParams []policy.Param        // reused to hand Bind parameters to the policy
 	seq          atomic.Int64          // statements sent so far

@@ -421,6 +421,24 @@ func (w *walker) walk(m proto.Message) {
 	case *pg_query.FuncCall:
 		w.call(n)
 		return
+	case *pg_query.A_Indirection:
+		// (x).name is a field of x, or the call name(x): PostgreSQL tries
+		// both (ParseFuncOrColumn).
+		for _, ind := range n.Indirection {
+			if f, ok := unwrap(ind).(*pg_query.String); ok {
+				w.attributeCall(f.Sval, true)
+			}
+		}
+	case *pg_query.ColumnRef:
+		// t.name may also call name(t) when t has no column name; only
+		// built-in names are recorded (every qualified column would look
+		// like a call otherwise).
+		if len(n.Fields) >= 2 {
+			if f, ok := unwrap(n.Fields[len(n.Fields)-1]).(*pg_query.String); ok {
+				w.attributeCall(f.Sval, false)
+			}
+		}
+		return
 	case *pg_query.SelectStmt:
 		base := w.with(n.WithClause)
 		if n.IntoClause != nil {
@@ -536,7 +554,7 @@ func (w *walker) call(n *pg_query.FuncCall) {
 	if f.Builtin && f.Name == "set_config" {
 		s := policy.Setting{Name: "*", Via: "set_config"}
 		if len(n.Args) > 0 {
-			if name, ok := constValue(n.Args[0]); ok {
+			if name, ok := constValue(n.Args[0]); ok && name != "" {
 				s.Name = strings.ToLower(name)
 			}
 		}
@@ -550,6 +568,25 @@ func (w *walker) call(n *pg_query.FuncCall) {
 		st.Settings = append(st.Settings, s)
 	}
 	w.walkFields(n, "funcname")
+}
+
+// attributeCall records name as a function possibly called in attribute
+// notation: a built-in as a call (so that writing and dangerous functions
+// are seen), and with userToo any other name as a run-time call.
+func (w *walker) attributeCall(name string, userToo bool) {
+	st := w.st
+	switch {
+	case builtinFunctions[name]:
+		st.Functions = append(st.Functions, policy.Function{Name: name, Builtin: true})
+		switch {
+		case writingFunctions[name]:
+			st.Writes = true
+		case sqlRunningFunctions[name]:
+			st.RunTime = append(st.RunTime, "function "+name+" runs SQL text")
+		}
+	case userToo:
+		st.RunTime = append(st.RunTime, "(...)."+name+" may call function "+name)
+	}
 }
 
 // walkFields walks every message-valued field of m except those named in
