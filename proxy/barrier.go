@@ -196,4 +196,3 @@ func (p *pipeline) endsWithSync() bool {
 	}
 	return false
 }
-
