@@ -25,7 +25,10 @@ func (p *Proxy) analyzer() *analysis.Analyzer {
 // session's names are updated.
 func (s *clientSession) judge(st *statement, stage policy.Stage, params []policy.Param) policy.Decision {
 	if st.protocol == session.ProtocolFunctionCall {
-		st.analysis = []*policy.Statement{judge.FunctionCall(st.fnOID)}
+		st.analysis = []*policy.Statement{analysis.FunctionCall(st.fnOID)}
+		if d, refused := judge.ParserSettings(st.analysis); refused {
+			return d
+		}
 	} else if stage != policy.StageBind {
 		sts, err := s.p.analyzer().Analyze(st.sql)
 		if err != nil {

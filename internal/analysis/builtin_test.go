@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -29,8 +30,20 @@ func TestBuiltinFunctions(t *testing.T) {
 		"SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace ORDER BY 1")
 	rels := catalogNames(t, conn, "catalog_relations.txt",
 		"SELECT relname FROM pg_class WHERE relnamespace = 'pg_catalog'::regnamespace ORDER BY 1")
+	oids := catalogNames(t, conn, "builtin_oids.txt",
+		"SELECT oid::text || ' ' || proname FROM pg_proc WHERE oid < 16384 ORDER BY oid")
 	if *update {
 		return
+	}
+	for _, line := range oids {
+		oid, name, _ := strings.Cut(line, " ")
+		n, err := strconv.ParseUint(oid, 10, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := BuiltinFunction(uint32(n)); !ok || got != name {
+			t.Errorf("BuiltinFunction(%d) = %q, %v; want %q (run go test -run TestBuiltinFunctions -update)", n, got, ok, name)
+		}
 	}
 	if embedded := strings.Fields(catalogRelationNames); !slices.Equal(rels, embedded) {
 		t.Errorf("catalog_relations.txt differs from the server's pg_catalog (%d names, server %d); run go test -run TestBuiltinFunctions -update", len(embedded), len(rels))

@@ -2,7 +2,10 @@ package analysis
 
 import (
 	_ "embed"
+	"strconv"
 	"strings"
+
+	"github.com/pgwarden/pgwarden/policy"
 )
 
 // builtinFunctionNames lists the names of the functions in pg_catalog of
@@ -36,6 +39,60 @@ var catalogRelations = func() map[string]bool {
 	}
 	return m
 }()
+
+// builtinOIDs lists "oid name" for every function PostgreSQL 15 defines
+// itself (OIDs below 16384 are assigned by initdb, the same in every
+// cluster of a version).
+//
+//go:embed builtin_oids.txt
+var builtinOIDs string
+
+// builtinByOID maps those OIDs to names, read-only.
+var builtinByOID = func() map[uint32]string {
+	m := make(map[uint32]string, 3500)
+	for _, line := range strings.Split(builtinOIDs, "\n") {
+		oid, name, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(oid, 10, 32)
+		if err == nil {
+			m[uint32(n)] = name
+		}
+	}
+	return m
+}()
+
+// BuiltinFunction returns the name of the built-in function oid, and
+// whether it is one.
+func BuiltinFunction(oid uint32) (string, bool) {
+	name, ok := builtinByOID[oid]
+	return name, ok
+}
+
+// FunctionCall returns the statement that stands for a fast-path call of
+// the function oid: a known built-in (writing when it writes), or a user
+// function, whose effect is decided at run time.
+func FunctionCall(oid uint32) *policy.Statement {
+	st := &policy.Statement{Kind: policy.KindFunctionCall, Command: "FUNCTION CALL"}
+	name, ok := BuiltinFunction(oid)
+	if !ok {
+		st.Writes = true
+		st.RunTime = []string{"fast-path call of user function " + strconv.FormatUint(uint64(oid), 10)}
+		return st
+	}
+	st.Functions = []policy.Function{{Name: name, Builtin: true}}
+	switch {
+	case writingFunctions[name]:
+		st.Writes = true
+	case sqlRunningFunctions[name]:
+		st.RunTime = []string{"function " + name + " runs SQL text"}
+	}
+	if name == "set_config" {
+		st.Settings = []policy.Setting{{Name: "*", Via: "set_config"}}
+	}
+	return st
+}
 
 // writingFunctions are built-in functions that change data: sequences,
 // large objects, WAL.

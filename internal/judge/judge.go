@@ -313,13 +313,6 @@ func AnalysisRefusal(reason string) policy.Decision {
 		Reason: "The gateway cannot analyse this statement: " + reason + "."}
 }
 
-// FunctionCall returns the statement that stands for a fast-path call of
-// the function oid.
-func FunctionCall(oid uint32) *policy.Statement {
-	return &policy.Statement{Kind: policy.KindFunctionCall, Command: "FUNCTION CALL",
-		RunTime: []string{fmt.Sprintf("fast-path call of function %d", oid)}}
-}
-
 // Offline judges SQL text as the gateway judges a simple-protocol Query
 // message, without a connection: analysis, the gateway's own rules, the
 // policy, and the session's names. It is not safe for concurrent use.
