@@ -43,6 +43,10 @@ func (a *Analyzer) Analyze(sql string) ([]*policy.Statement, error) {
 		sts, _, err := a.analyze(sql)
 		return sts, err
 	}
+	if len(sql) > a.limits.maxBytes() {
+		// Before the caches: texts of one template differ in length.
+		return nil, a.limits.precheck(sql)
+	}
 	if sts, ok := a.cache.get(sql); ok {
 		return sts, nil
 	}

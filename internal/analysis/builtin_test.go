@@ -30,10 +30,15 @@ func TestBuiltinFunctions(t *testing.T) {
 		"SELECT DISTINCT proname FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace ORDER BY 1")
 	rels := catalogNames(t, conn, "catalog_relations.txt",
 		"SELECT relname FROM pg_class WHERE relnamespace = 'pg_catalog'::regnamespace ORDER BY 1")
+	ops := catalogNames(t, conn, "builtin_operators.txt",
+		"SELECT DISTINCT oprname FROM pg_operator WHERE oid < 16384 ORDER BY 1")
 	oids := catalogNames(t, conn, "builtin_oids.txt",
 		"SELECT oid::text || ' ' || proname FROM pg_proc WHERE oid < 16384 ORDER BY oid")
 	if *update {
 		return
+	}
+	if embedded := strings.Fields(builtinOperatorNames); !slices.Equal(ops, embedded) {
+		t.Errorf("builtin_operators.txt differs from the server's pg_operator; run go test -run TestBuiltinFunctions -update")
 	}
 	for _, line := range oids {
 		oid, name, _ := strings.Cut(line, " ")

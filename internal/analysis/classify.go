@@ -191,6 +191,22 @@ func (w *walker) statement(m proto.Message) {
 			}
 		}
 		return
+	case *pg_query.CommentStmt, *pg_query.SecLabelStmt:
+		w.set(policy.KindDDL, commandOf(m))
+		st.Writes = true
+		objtype, object := pg_query.ObjectType(0), (*pg_query.Node)(nil)
+		if c, ok := m.(*pg_query.CommentStmt); ok {
+			objtype, object = c.Objtype, c.Object
+		} else {
+			l := m.(*pg_query.SecLabelStmt)
+			objtype, object = l.Objtype, l.Object
+		}
+		if isRelationType(objtype) {
+			if l, ok := unwrap(object).(*pg_query.List); ok {
+				st.Written = append(st.Written, qualifiedName(l.Items))
+			}
+		}
+		return
 	case *pg_query.GrantStmt:
 		command := "GRANT"
 		if !n.IsGrant {
@@ -450,10 +466,13 @@ func (w *walker) walk(m proto.Message) {
 		}
 		targets := w.targets
 		w.targets = false
-		w.walkFields(n, "with_clause", "into_clause")
+		// FOR UPDATE OF names FROM items (aliases), not relations.
+		w.walkFields(n, "with_clause", "into_clause", "locking_clause")
 		w.targets = targets
 		w.ctes = w.ctes[:base]
 		return
+	case *pg_query.A_Expr:
+		w.operator(n.Name)
 	case *pg_query.InsertStmt:
 		w.dml(policy.KindInsert, n.Relation, n.WithClause, n, false)
 		return
@@ -480,7 +499,13 @@ func (w *walker) dml(kind policy.Kind, target *pg_query.RangeVar, with *pg_query
 	}
 	if target != nil {
 		// The target is always a table, even when a CTE has its name.
-		w.st.Written = append(w.st.Written, relation(target))
+		rel := relation(target)
+		w.st.Written = append(w.st.Written, rel)
+		if rel.Name == "pg_settings" && (rel.Catalog || rel.Schema == "pg_catalog") {
+			// The view's rules call set_config: a change of settings
+			// named by the rows.
+			w.st.Settings = append(w.st.Settings, policy.Setting{Name: "*", Via: "UPDATE pg_settings"})
+		}
 	}
 	base := w.with(with)
 	targets := w.targets
@@ -568,6 +593,29 @@ func (w *walker) call(n *pg_query.FuncCall) {
 		st.Settings = append(st.Settings, s)
 	}
 	w.walkFields(n, "funcname")
+}
+
+// operator records an operator that may run a user function: one named
+// in a schema other than pg_catalog, or one that is none of PostgreSQL's
+// own.
+func (w *walker) operator(name []*pg_query.Node) {
+	var parts []string
+	for _, n := range name {
+		if s, ok := unwrap(n).(*pg_query.String); ok {
+			parts = append(parts, s.Sval)
+		}
+	}
+	if len(parts) == 0 {
+		return
+	}
+	op := parts[len(parts)-1]
+	schema := ""
+	if len(parts) > 1 {
+		schema = parts[len(parts)-2]
+	}
+	if (schema != "" && schema != "pg_catalog") || !builtinOperators[op] {
+		w.st.RunTime = append(w.st.RunTime, "user operator "+strings.Join(parts, "."))
+	}
 }
 
 // attributeCall records name as a function possibly called in attribute
@@ -843,6 +891,7 @@ var commandNames = map[string]string{
 	"DropRoleStmt": "DROP ROLE", "CheckPointStmt": "CHECKPOINT", "RefreshMatViewStmt": "REFRESH MATERIALIZED VIEW",
 	"CreatedbStmt": "CREATE DATABASE", "DropdbStmt": "DROP DATABASE", "AlterDatabaseSetStmt": "ALTER DATABASE SET",
 	"CreatePolicyStmt": "CREATE POLICY", "AlterPolicyStmt": "ALTER POLICY", "DefineStmt": "CREATE",
+	"SecLabelStmt": "SECURITY LABEL",
 }
 
 // isDDL reports whether a statement node defines, changes or removes

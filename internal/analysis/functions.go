@@ -40,6 +40,21 @@ var catalogRelations = func() map[string]bool {
 	return m
 }()
 
+// builtinOperatorNames lists the names of PostgreSQL 15's own operators
+// (checked like builtinFunctionNames).
+//
+//go:embed builtin_operators.txt
+var builtinOperatorNames string
+
+// builtinOperators is the set of builtinOperatorNames, read-only.
+var builtinOperators = func() map[string]bool {
+	m := make(map[string]bool, 256)
+	for _, name := range strings.Fields(builtinOperatorNames) {
+		m[name] = true
+	}
+	return m
+}()
+
 // builtinOIDs lists "oid name" for every function PostgreSQL 15 defines
 // itself (OIDs below 16384 are assigned by initdb, the same in every
 // cluster of a version).

@@ -11,15 +11,17 @@ type Limits struct {
 	MaxBytes int
 	// MaxDepth is the deepest parenthesis nesting; 0 means 256.
 	MaxDepth int
-	// MaxOperators is the most operator tokens in one text (each may add a
-	// level to the parse tree: a+b+c+... is a tree as deep as it is long);
-	// 0 means 4096.
-	MaxOperators int
+	// MaxTokens is the most keywords, identifiers and operator characters
+	// in one text; 0 means 5000. Each may add a level to the parse tree
+	// (a+b+c+..., x::int::int..., a UNION b UNION c..., t JOIN t JOIN
+	// t...: trees as deep as they are long), while literals, commas and
+	// parentheses (counted apart) do not, so long lists of values pass.
+	MaxTokens int
 }
 
 func (l Limits) maxBytes() int     { return orDefault(l.MaxBytes, 1<<20) }
 func (l Limits) maxDepth() int     { return orDefault(l.MaxDepth, 256) }
-func (l Limits) maxOperators() int { return orDefault(l.MaxOperators, 4096) }
+func (l Limits) maxTokens() int    { return orDefault(l.MaxTokens, 5000) }
 
 func orDefault(v, def int) int {
 	if v <= 0 {
@@ -36,8 +38,11 @@ func (l Limits) precheck(sql string) error {
 	if len(sql) > l.maxBytes() {
 		return &Error{Reason: fmt.Sprintf("the statement is %d bytes long; the gateway analyses at most %d", len(sql), l.maxBytes())}
 	}
-	maxDepth, maxOps := l.maxDepth(), l.maxOperators()
-	depth, ops := 0, 0
+	maxDepth, maxTokens := l.maxDepth(), l.maxTokens()
+	depth, tokens := 0, 0
+	tooMany := func() error {
+		return &Error{Reason: fmt.Sprintf("the statement has more than %d keywords, names and operators", maxTokens)}
+	}
 	for i := 0; i < len(sql); {
 		c := sql[i]
 		switch {
@@ -68,7 +73,11 @@ func (l Limits) precheck(sql string) error {
 			escapes := i > 0 && (sql[i-1] == 'E' || sql[i-1] == 'e') && (i < 2 || !isIdent(sql[i-2]))
 			i = skipQuoted(sql, i+1, '\'', escapes)
 		case c == '"':
+			// A quoted identifier is a name.
 			i = skipQuoted(sql, i+1, '"', false)
+			if tokens++; tokens > maxTokens {
+				return tooMany()
+			}
 		case c == '$' && (i == 0 || !isIdent(sql[i-1])):
 			if end, ok := dollarTag(sql, i); ok {
 				tag := sql[i:end]
@@ -92,23 +101,24 @@ func (l Limits) precheck(sql string) error {
 			}
 			i++
 		case isOperator(c):
-			ops++
+			// Every character counts: the lexer may split a run of them
+			// into one token each ("-+-+"), and a comment may start inside
+			// a run ("+/*"), which ends it.
 			for i < len(sql) && isOperator(sql[i]) {
+				if (sql[i] == '/' && i+1 < len(sql) && sql[i+1] == '*') || (sql[i] == '-' && i+1 < len(sql) && sql[i+1] == '-') {
+					break
+				}
 				i++
-			}
-			if ops > maxOps {
-				return &Error{Reason: fmt.Sprintf("the statement has more than %d operators", maxOps)}
+				if tokens++; tokens > maxTokens {
+					return tooMany()
+				}
 			}
 		case isIdentStart(c):
-			start := i
 			for i < len(sql) && isIdent(sql[i]) {
 				i++
 			}
-			if isKeywordOperator(sql[start:i]) {
-				ops++
-				if ops > maxOps {
-					return &Error{Reason: fmt.Sprintf("the statement has more than %d operators", maxOps)}
-				}
+			if tokens++; tokens > maxTokens {
+				return tooMany()
 			}
 		default:
 			i++
@@ -165,25 +175,7 @@ func isIdent(c byte) bool { return isIdentStart(c) || (c >= '0' && c <= '9') || 
 
 func isOperator(c byte) bool {
 	switch c {
-	case '+', '-', '*', '/', '<', '>', '=', '~', '!', '@', '#', '%', '^', '&', '|', '`', '?':
-		return true
-	}
-	return false
-}
-
-// isKeywordOperator reports whether word is a keyword that builds an
-// expression node (AND/OR chains are flattened by the parser, but NOT,
-// IS, BETWEEN and friends are not).
-func isKeywordOperator(word string) bool {
-	if len(word) < 2 || len(word) > 7 {
-		return false
-	}
-	var b [7]byte
-	for i := range len(word) {
-		b[i] = word[i] | 0x20
-	}
-	switch string(b[:len(word)]) {
-	case "not", "is", "between", "like", "ilike", "similar", "collate", "at", "and", "or":
+	case '+', '-', '*', '/', '<', '>', '=', '~', '!', '@', '#', '%', '^', '&', '|', '`', '?', ':', '.':
 		return true
 	}
 	return false

@@ -23,6 +23,11 @@ import (
 // is shared only when it cannot depend on a constant's value: one
 // statement, nested ones included, changing no setting and running no
 // EXPLAIN (whose options take values). Decisions are never cached.
+//
+// One difference remains, on the safe side: the grammar checks a few
+// integers itself (float(p) needs p >= 1), so a text the parser would
+// reject for such a value may get its sibling's analysis; the server
+// rejects it all the same.
 
 // templateOf returns sql with each integer literal replaced by a single
 // '0' (so its length class is fixed), and whether it had any. An integer
