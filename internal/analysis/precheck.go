@@ -19,9 +19,9 @@ type Limits struct {
 	MaxTokens int
 }
 
-func (l Limits) maxBytes() int     { return orDefault(l.MaxBytes, 1<<20) }
-func (l Limits) maxDepth() int     { return orDefault(l.MaxDepth, 256) }
-func (l Limits) maxTokens() int    { return orDefault(l.MaxTokens, 5000) }
+func (l Limits) maxBytes() int  { return orDefault(l.MaxBytes, 1<<20) }
+func (l Limits) maxDepth() int  { return orDefault(l.MaxDepth, 256) }
+func (l Limits) maxTokens() int { return orDefault(l.MaxTokens, 5000) }
 
 func orDefault(v, def int) int {
 	if v <= 0 {
