@@ -6,6 +6,7 @@ BIN      := bin/pgwarden
 # expires mid-run (go.dev/issue/75804, fixed in go1.27). Each is about 10s here.
 FUZZ_WIRE  ?= 300000x
 FUZZ_RELAY ?= 40000x
+FUZZ_SQL   ?= 20000x
 
 .PHONY: build demo test check unit fuzz bench deps clean
 
@@ -34,6 +35,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoders$$' -fuzztime $(FUZZ_WIRE) ./internal/wire
 	$(GO) test -run '^$$' -fuzz '^FuzzClientMessages$$' -fuzztime $(FUZZ_RELAY) ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzServerMessages$$' -fuzztime $(FUZZ_RELAY) ./proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzAnalyze$$' -fuzztime $(FUZZ_SQL) ./internal/analysis
 
 ## bench: pgbench -S direct, through pgwarden and through pgbouncer, in one run
 bench: deps build

@@ -302,11 +302,13 @@ func (w *walker) explain(n *pg_query.ExplainStmt) {
 	}
 	inner := w.nested(n.Query)
 	w.st.Inner = inner
+	// Planning alone may run functions (constant folding of immutable
+	// ones): what the inner statement runs at run time, EXPLAIN may too.
+	w.st.RunTime = append(w.st.RunTime, inner.RunTime...)
 	if w.st.Executes {
 		w.st.Writes = inner.Writes
 		w.st.Locks = inner.Locks
 		w.st.AllRows = inner.AllRows
-		w.st.RunTime = append(w.st.RunTime, inner.RunTime...)
 	}
 }
 
@@ -472,7 +474,17 @@ func (w *walker) walk(m proto.Message) {
 		w.ctes = w.ctes[:base]
 		return
 	case *pg_query.A_Expr:
-		w.operator(n.Name)
+		switch n.Kind {
+		case pg_query.A_Expr_Kind_AEXPR_BETWEEN, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN,
+			pg_query.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
+			// Named by keywords; the server uses >= and <=.
+		default:
+			w.operator(n.Name)
+		}
+	case *pg_query.SubLink:
+		w.operator(n.OperName) // x op ANY (SELECT ...)
+	case *pg_query.SortBy:
+		w.operator(n.UseOp) // ORDER BY x USING op
 	case *pg_query.InsertStmt:
 		w.dml(policy.KindInsert, n.Relation, n.WithClause, n, false)
 		return

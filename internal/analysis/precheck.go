@@ -100,6 +100,10 @@ func (l Limits) precheck(sql string) error {
 				depth--
 			}
 			i++
+		case isOperator(c) && isLiteralPunctuation(sql, i):
+			// The point of 12.50, the sign of -1 in a list: parts of a
+			// literal, not levels of a tree.
+			i++
 		case isOperator(c):
 			// Every character counts: the lexer may split a run of them
 			// into one token each ("-+-+"), and a comment may start inside
@@ -114,8 +118,12 @@ func (l Limits) precheck(sql string) error {
 				}
 			}
 		case isIdentStart(c):
+			start := i
 			for i < len(sql) && isIdent(sql[i]) {
 				i++
+			}
+			if isLiteralKeyword(sql[start:i]) {
+				continue
 			}
 			if tokens++; tokens > maxTokens {
 				return tooMany()
@@ -176,6 +184,44 @@ func isIdent(c byte) bool { return isIdentStart(c) || (c >= '0' && c <= '9') || 
 func isOperator(c byte) bool {
 	switch c {
 	case '+', '-', '*', '/', '<', '>', '=', '~', '!', '@', '#', '%', '^', '&', '|', '`', '?', ':', '.':
+		return true
+	}
+	return false
+}
+
+// isLiteralPunctuation reports whether the operator character at i is part
+// of a numeric literal: a decimal point between digits, or a sign right
+// before a digit that starts a list item (after '(' or ',').
+func isLiteralPunctuation(sql string, i int) bool {
+	digitAt := func(j int) bool { return j >= 0 && j < len(sql) && sql[j] >= '0' && sql[j] <= '9' }
+	switch sql[i] {
+	case '.':
+		return digitAt(i-1) || digitAt(i+1)
+	case '-', '+':
+		if !digitAt(i + 1) {
+			return false
+		}
+		j := i - 1
+		for j >= 0 && (sql[j] == ' ' || sql[j] == '\t' || sql[j] == '\n' || sql[j] == '\r') {
+			j--
+		}
+		return j >= 0 && (sql[j] == '(' || sql[j] == ',')
+	}
+	return false
+}
+
+// isLiteralKeyword reports whether word is a keyword that is a constant
+// (TRUE, FALSE, NULL, DEFAULT): it adds no level to a tree.
+func isLiteralKeyword(word string) bool {
+	if len(word) < 4 || len(word) > 7 {
+		return false
+	}
+	var b [7]byte
+	for i := range len(word) {
+		b[i] = word[i] | 0x20
+	}
+	switch string(b[:len(word)]) {
+	case "true", "false", "null", "default":
 		return true
 	}
 	return false
