@@ -89,6 +89,7 @@ type RuleSetError struct {
 	Problems []RuleSetProblem
 }
 
+// Error lists the problems, separated by semicolons.
 func (e *RuleSetError) Error() string {
 	var b strings.Builder
 	for i, p := range e.Problems {

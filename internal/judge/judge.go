@@ -317,10 +317,10 @@ func AnalysisRefusal(reason string) policy.Decision {
 // message, without a connection: analysis, the gateway's own rules, the
 // policy, and the session's names. It is not safe for concurrent use.
 type Offline struct {
-	Policy   policy.Policy
-	Info     *session.Info
-	Names    Names
-	Analyzer *analysis.Analyzer
+	Policy   policy.Policy      // the policy to ask
+	Info     *session.Info      // the session the statements arrive on
+	Names    Names              // the session's names, updated by allowed statements
+	Analyzer *analysis.Analyzer // analyses the text
 }
 
 // Decide returns the decision about sql at now and, when the policy
