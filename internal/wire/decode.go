@@ -75,11 +75,15 @@ type BindParam struct {
 	Binary bool
 }
 
+// errInvalidBind is BindParams' error (built once: Binds are on the hot
+// path).
+var errInvalidBind = fmt.Errorf("%w: invalid Bind message", ErrMalformed)
+
 // BindParams decodes the parameters of a Bind message body, appending them
 // to dst. The values alias body. It checks every length against the body,
 // so a malformed message is an error, never a panic or a large allocation.
 func BindParams(dst []BindParam, body []byte) ([]BindParam, error) {
-	bad := fmt.Errorf("%w: invalid Bind message", ErrMalformed)
+	bad := errInvalidBind
 	_, rest, ok1 := CString(body)
 	_, rest, ok2 := CString(rest)
 	if !ok1 || !ok2 || len(rest) < 2 {
