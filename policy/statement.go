@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"slices"
 	"strings"
 
@@ -69,12 +70,25 @@ type Statement struct {
 	// Executes reports, for EXPLAIN, whether Inner runs (ANALYZE).
 	Executes bool
 
-	// Tree parses the statement's text again with PostgreSQL's grammar and
-	// returns its parse tree: the escape hatch for custom rules (the
-	// gateway does not keep trees, so that its cache holds summaries only).
-	// Nil for nested statements (the outer statement's tree holds them)
-	// and for statements the gateway built itself.
-	Tree func() (*pg_query.RawStmt, error)
+}
+
+// Tree parses the statement's text again with PostgreSQL's grammar and
+// returns its parse tree: the escape hatch for custom rules (the gateway
+// keeps summaries, not trees, in its cache). It fails for nested
+// statements (the outer statement's tree holds them, see Inner) and for
+// statements the gateway built itself, which have no text.
+func (s *Statement) Tree() (*pg_query.RawStmt, error) {
+	if s.SQL == "" {
+		return nil, errors.New("policy: the statement has no text of its own")
+	}
+	r, err := pg_query.Parse(s.SQL)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Stmts) != 1 {
+		return nil, errors.New("policy: the statement's text holds no single statement")
+	}
+	return r.Stmts[0], nil
 }
 
 // Kinds returns the statement's kind followed by those of the statements

@@ -59,7 +59,6 @@ func (a *Analyzer) Analyze(sql string) ([]*policy.Statement, error) {
 			// Same analysis, but this text's own SQL and tree.
 			st := *sts[0]
 			st.SQL = trimStatement(sql)
-			st.Tree = treeOf(sql, 0)
 			return []*policy.Statement{&st}, nil
 		}
 	}
@@ -93,14 +92,12 @@ func (a *Analyzer) analyze(sql string) (sts []*policy.Statement, cost int64, err
 			sts, err = nil, &Error{Reason: fmt.Sprintf("internal analysis error: %v", r)}
 		}
 	}()
-	for i, raw := range tree.Stmts {
+	for _, raw := range tree.Stmts {
 		text := statementText(sql, raw)
 		if len(tree.Stmts) == 1 {
 			text = trimStatement(sql)
 		}
-		st := classify(raw.Stmt, text)
-		st.Tree = treeOf(sql, i)
-		sts = append(sts, st)
+		sts = append(sts, classify(raw.Stmt, text))
 	}
 	// The summaries, not the tree, stay in memory.
 	cost = int64(len(sql))*2 + int64(len(sts))*512
@@ -110,21 +107,6 @@ func (a *Analyzer) analyze(sql string) (sts []*policy.Statement, cost int64, err
 		}
 	}
 	return sts, cost, nil
-}
-
-// treeOf returns a function that parses sql again and returns the tree of
-// its i-th statement.
-func treeOf(sql string, i int) func() (*pg_query.RawStmt, error) {
-	return func() (*pg_query.RawStmt, error) {
-		tree, err := pg_query.Parse(sql)
-		if err != nil {
-			return nil, err
-		}
-		if i >= len(tree.Stmts) {
-			return nil, &Error{Reason: "the statement is gone from its text"}
-		}
-		return tree.Stmts[i], nil
-	}
 }
 
 // trimStatement returns the text of a single-statement sql without

@@ -81,7 +81,6 @@ func summaries(sts []*policy.Statement) []policy.Statement {
 	var out []policy.Statement
 	for _, st := range sts {
 		c := *st
-		c.Tree = nil
 		out = append(out, c)
 	}
 	return out
