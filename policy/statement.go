@@ -69,7 +69,6 @@ type Statement struct {
 	Inner *Statement
 	// Executes reports, for EXPLAIN, whether Inner runs (ANALYZE).
 	Executes bool
-
 }
 
 // Tree parses the statement's text again with PostgreSQL's grammar and
