@@ -208,19 +208,11 @@ func (w *walker) statement(m proto.Message) {
 		}
 		return
 	case *pg_query.GrantStmt:
-		command := "GRANT"
-		if !n.IsGrant {
-			command = "REVOKE"
-		}
-		w.set(policy.KindDCL, command)
+		w.set(policy.KindDCL, grantCommand(n.IsGrant))
 		st.Writes = true
 		w.targets = true
 	case *pg_query.GrantRoleStmt:
-		command := "GRANT"
-		if !n.IsGrant {
-			command = "REVOKE"
-		}
-		w.set(policy.KindDCL, command)
+		w.set(policy.KindDCL, grantCommand(n.IsGrant))
 		st.Writes = true
 		return
 	case *pg_query.CreateRoleStmt, *pg_query.AlterRoleStmt, *pg_query.AlterRoleSetStmt, *pg_query.DropRoleStmt,
@@ -249,6 +241,13 @@ func (w *walker) statement(m proto.Message) {
 		st.Writes = true
 	}
 	w.walk(m)
+}
+
+func grantCommand(isGrant bool) string {
+	if isGrant {
+		return "GRANT"
+	}
+	return "REVOKE"
 }
 
 // setInner records a nested statement; with inherit, its effects count as

@@ -30,8 +30,8 @@ func orDefault(v, def int) int {
 	return v
 }
 
-// precheck scans sql the way PostgreSQL's lexer would, skipping comments,
-// string literals, quoted identifiers and dollar-quoted strings, and
+// precheck scans sql the way PostgreSQL's lexer would, skipping comments
+// and literals (see skipNonCode), and
 // refuses texts over the limits. It errs on the side of refusing: a
 // construct it does not understand is counted as if it were code.
 func (l Limits) precheck(sql string) error {
@@ -44,51 +44,18 @@ func (l Limits) precheck(sql string) error {
 		return &Error{Reason: fmt.Sprintf("the statement has more than %d keywords, names and operators", maxTokens)}
 	}
 	for i := 0; i < len(sql); {
+		if end, kind := skipNonCode(sql, i); kind != notSkipped {
+			i = end
+			if kind == quotedIdentifier {
+				// A quoted identifier is a name.
+				if tokens++; tokens > maxTokens {
+					return tooMany()
+				}
+			}
+			continue
+		}
 		c := sql[i]
 		switch {
-		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
-			// A comment runs to the end of the line; PostgreSQL's lexer ends
-			// it at \n or \r.
-			i += 2
-			for i < len(sql) && sql[i] != '\n' && sql[i] != '\r' {
-				i++
-			}
-		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
-			// Block comments nest.
-			i += 2
-			for n := 1; n > 0 && i < len(sql); {
-				switch {
-				case sql[i] == '/' && i+1 < len(sql) && sql[i+1] == '*':
-					n++
-					i += 2
-				case sql[i] == '*' && i+1 < len(sql) && sql[i+1] == '/':
-					n--
-					i += 2
-				default:
-					i++
-				}
-			}
-		case c == '\'':
-			// E'...' strings take backslash escapes; others double quotes.
-			escapes := i > 0 && (sql[i-1] == 'E' || sql[i-1] == 'e') && (i < 2 || !isIdent(sql[i-2]))
-			i = skipQuoted(sql, i+1, '\'', escapes)
-		case c == '"':
-			// A quoted identifier is a name.
-			i = skipQuoted(sql, i+1, '"', false)
-			if tokens++; tokens > maxTokens {
-				return tooMany()
-			}
-		case c == '$' && (i == 0 || !isIdent(sql[i-1])):
-			if end, ok := dollarTag(sql, i); ok {
-				tag := sql[i:end]
-				i = end
-				for i < len(sql) && !(sql[i] == '$' && hasPrefixAt(sql, i, tag)) {
-					i++
-				}
-				i += len(tag)
-				continue
-			}
-			i++
 		case c == '(' || c == '[':
 			depth++
 			if depth > maxDepth {
@@ -133,6 +100,64 @@ func (l Limits) precheck(sql string) error {
 		}
 	}
 	return nil
+}
+
+// What skipNonCode skipped.
+const (
+	notSkipped = iota
+	comment
+	stringLiteral
+	quotedIdentifier
+)
+
+// skipNonCode reports whether a comment, a string literal (plain, E”,
+// U&”, B”, X”, dollar-quoted) or a quoted identifier starts at i, the
+// way PostgreSQL's lexer reads them (with standard_conforming_strings on),
+// and returns the index after it.
+func skipNonCode(sql string, i int) (int, int) {
+	c := sql[i]
+	switch {
+	case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+		// A comment runs to the end of the line; the lexer ends it at \n
+		// or \r.
+		i += 2
+		for i < len(sql) && sql[i] != '\n' && sql[i] != '\r' {
+			i++
+		}
+		return i, comment
+	case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
+		// Block comments nest.
+		i += 2
+		for n := 1; n > 0 && i < len(sql); {
+			switch {
+			case sql[i] == '/' && i+1 < len(sql) && sql[i+1] == '*':
+				n++
+				i += 2
+			case sql[i] == '*' && i+1 < len(sql) && sql[i+1] == '/':
+				n--
+				i += 2
+			default:
+				i++
+			}
+		}
+		return i, comment
+	case c == '\'':
+		// E'...' strings take backslash escapes; others double quotes.
+		escapes := i > 0 && (sql[i-1] == 'E' || sql[i-1] == 'e') && (i < 2 || !isIdent(sql[i-2]))
+		return skipQuoted(sql, i+1, '\'', escapes), stringLiteral
+	case c == '"':
+		return skipQuoted(sql, i+1, '"', false), quotedIdentifier
+	case c == '$' && (i == 0 || !isIdent(sql[i-1])):
+		if end, ok := dollarTag(sql, i); ok {
+			tag := sql[i:end]
+			i = end
+			for i < len(sql) && !(sql[i] == '$' && hasPrefixAt(sql, i, tag)) {
+				i++
+			}
+			return min(i+len(tag), len(sql)), stringLiteral
+		}
+	}
+	return i, notSkipped
 }
 
 // skipQuoted returns the index after the quote that closes a literal

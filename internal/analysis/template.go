@@ -39,42 +39,13 @@ func templateOf(sql string) (string, bool) {
 	var b strings.Builder
 	last, found := 0, false
 	for i := 0; i < len(sql); {
+		if end, kind := skipNonCode(sql, i); kind != notSkipped {
+			i = end
+			continue
+		}
 		c := sql[i]
 		switch {
-		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
-			i += 2
-			for i < len(sql) && sql[i] != '\n' && sql[i] != '\r' {
-				i++
-			}
-		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
-			i += 2
-			for n := 1; n > 0 && i < len(sql); {
-				switch {
-				case sql[i] == '/' && i+1 < len(sql) && sql[i+1] == '*':
-					n++
-					i += 2
-				case sql[i] == '*' && i+1 < len(sql) && sql[i+1] == '/':
-					n--
-					i += 2
-				default:
-					i++
-				}
-			}
-		case c == '\'':
-			escapes := i > 0 && (sql[i-1] == 'E' || sql[i-1] == 'e') && (i < 2 || !isIdent(sql[i-2]))
-			i = skipQuoted(sql, i+1, '\'', escapes)
-		case c == '"':
-			i = skipQuoted(sql, i+1, '"', false)
-		case c == '$' && (i == 0 || !isIdent(sql[i-1])):
-			if end, ok := dollarTag(sql, i); ok {
-				tag := sql[i:end]
-				i = end
-				for i < len(sql) && !(sql[i] == '$' && hasPrefixAt(sql, i, tag)) {
-					i++
-				}
-				i += len(tag)
-				continue
-			}
+		case c == '$':
 			// $n: a parameter; skip its digits.
 			i++
 			for i < len(sql) && sql[i] >= '0' && sql[i] <= '9' {
