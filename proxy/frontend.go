@@ -123,7 +123,7 @@ func (s *clientSession) frontendMessage(m wire.Message) *session.Error {
 		}
 		// Which statement the name means is settled when the server
 		// answers the Bind (see answered).
-		return s.forwardBind(m, op{kind: opBind, stmt: s.statements[string(name)], portal: string(portal)})
+		return s.forwardBind(m, op{kind: opBind, stmt: s.statements[string(name)], portal: string(portal)}, string(name))
 	case 'E':
 		portal, err := wire.ExecutePortal(m.Body)
 		if err != nil {
@@ -222,11 +222,20 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 
 // forwardBind judges a Bind with its parameters and forwards it, or a Bind
 // the server is certain to reject in its place.
-func (s *clientSession) forwardBind(m wire.Message, o op) *session.Error {
+func (s *clientSession) forwardBind(m wire.Message, o op, name string) *session.Error {
 	st := o.stmt
-	if st == nil || st.decision.Verdict != policy.Allow || st.analysis == nil {
-		// Never prepared through the gateway, or refused at Parse: the
-		// server rejects the Bind by itself.
+	if st == nil {
+		// Not a Parse of this session, but maybe a SQL PREPARE: the two
+		// share one namespace, and a Bind may bind either.
+		defs, ok := s.names.Prepared[name]
+		if !ok {
+			return s.forward(m.Raw, o) // the server rejects an unknown name
+		}
+		st = &statement{protocol: session.ProtocolExtended, name: name, analysis: defs,
+			decision: policy.Decision{Verdict: policy.Allow}}
+	}
+	if st.decision.Verdict != policy.Allow || st.analysis == nil {
+		// Refused at Parse: the server rejects the Bind by itself.
 		return s.forward(m.Raw, o)
 	}
 	if s.setup.ReadOnly {

@@ -1,0 +1,45 @@
+package proxy_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgwarden/pgwarden/policy"
+	"github.com/pgwarden/pgwarden/proxy"
+)
+
+// A protocol-level Bind may bind a statement made by SQL PREPARE (they
+// share one namespace): the gateway judges that Bind too, on what the name
+// was prepared as.
+func TestBindOfASQLPreparedStatementIsJudged(t *testing.T) {
+	rulesFixture(t)
+	noBoundDelete := policy.Func(func(_ context.Context, q *policy.Query) (policy.Decision, error) {
+		for _, st := range q.Statements {
+			if q.Stage == policy.StageBind && st.Is(policy.KindDelete) {
+				return policy.Decision{Verdict: policy.Block, Rule: "no-bound-delete"}, nil
+			}
+		}
+		return policy.Decision{Verdict: policy.Allow, Rule: "default"}, nil
+	})
+	g := startGateway(t, func(p *proxy.Proxy) { p.Policy = noBoundDelete })
+	if err := pg.Exec(testContext(t), "app", "INSERT INTO rules_tx VALUES (4242)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Exec(context.Background(), "app", "DELETE FROM rules_tx WHERE n = 4242") })
+	fe := rulesRaw(t, g)
+	rulesSend(t, fe, &pgproto3.Query{String: "PREPARE rules_bind_del AS DELETE FROM rules_tx WHERE n = $1"})
+	rulesWantAnswers(t, "PREPARE", rulesReceive(t, fe), "CommandComplete(PREPARE)", "Ready(I)")
+	rulesSend(t, fe,
+		&pgproto3.Bind{PreparedStatement: "rules_bind_del", Parameters: [][]byte{[]byte("4242")}},
+		&pgproto3.Execute{}, &pgproto3.Sync{})
+	rulesWantAnswers(t, "Bind of the SQL-prepared DELETE", rulesReceive(t, fe), rulesRefusedAnswer("no-bound-delete"), "Ready(I)")
+	if n := rulesSuperValue(t, "SELECT count(*) FROM rules_tx WHERE n = 4242"); n != "1" {
+		t.Errorf("rows left: %s; the refused Bind ran", n)
+	}
+	// The session goes on.
+	rulesSend(t, fe, &pgproto3.Query{String: "SELECT 'alive'"})
+	rulesWantAnswers(t, "a query after the refusal", rulesReceive(t, fe),
+		"RowDescription", "DataRow(alive)", "CommandComplete(SELECT 1)", "Ready(I)")
+}
