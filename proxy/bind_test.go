@@ -43,3 +43,30 @@ func TestBindOfASQLPreparedStatementIsJudged(t *testing.T) {
 	rulesWantAnswers(t, "a query after the refusal", rulesReceive(t, fe),
 		"RowDescription", "DataRow(alive)", "CommandComplete(SELECT 1)", "Ready(I)")
 }
+
+// SQL EXECUTE may run a statement prepared by the protocol's Parse: the
+// gateway judges it as what the Parse prepared.
+func TestSQLExecuteOfAParsedStatementIsJudged(t *testing.T) {
+	rulesFixture(t)
+	noQueriedDelete := policy.Func(func(_ context.Context, q *policy.Query) (policy.Decision, error) {
+		for _, st := range q.Statements {
+			if q.Stage == policy.StageQuery && st.Is(policy.KindDelete) {
+				return policy.Decision{Verdict: policy.Block, Rule: "no-simple-delete"}, nil
+			}
+		}
+		return policy.Decision{Verdict: policy.Allow, Rule: "default"}, nil
+	})
+	g := startGateway(t, func(p *proxy.Proxy) { p.Policy = noQueriedDelete })
+	if err := pg.Exec(testContext(t), "app", "INSERT INTO rules_tx VALUES (4243)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Exec(context.Background(), "app", "DELETE FROM rules_tx WHERE n = 4243") })
+	fe := rulesRaw(t, g)
+	rulesSend(t, fe, &pgproto3.Parse{Name: "rules_parsed_del", Query: "DELETE FROM rules_tx WHERE n = $1"}, &pgproto3.Sync{})
+	rulesWantAnswers(t, "Parse", rulesReceive(t, fe), "ParseComplete", "Ready(I)")
+	rulesSend(t, fe, &pgproto3.Query{String: "EXECUTE rules_parsed_del(4243)"})
+	rulesWantAnswers(t, "SQL EXECUTE of the parsed DELETE", rulesReceive(t, fe), rulesRefusedAnswer("no-simple-delete"), "Ready(I)")
+	if n := rulesSuperValue(t, "SELECT count(*) FROM rules_tx WHERE n = 4243"); n != "1" {
+		t.Errorf("rows left: %s; the refused EXECUTE ran", n)
+	}
+}

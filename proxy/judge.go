@@ -67,3 +67,14 @@ func (s *clientSession) judge(st *statement, stage policy.Stage, params []policy
 	}
 	return d
 }
+
+// protocolStatement returns what the statement a Parse prepared under
+// name is, for SQL EXECUTE (see judge.Names.Protocol): every definition
+// the name may still have.
+func (s *clientSession) protocolStatement(name string) []*policy.Statement {
+	var defs []*policy.Statement
+	for st := resolvePrev(s.statements[name]); st != nil; st = resolvePrev(st.prev) {
+		defs = append(defs, st.analysis...)
+	}
+	return defs
+}

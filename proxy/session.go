@@ -124,6 +124,7 @@ func newClientSession(cc *clientConn, info *session.Info, up *upstreamConn, cred
 	s.cr.SetMaxBody(lim.MaxMessageSize)
 	s.txStatus.Store(uint32(up.tx))
 	s.names.SearchPath = up.searchPath
+	s.names.Protocol = s.protocolStatement
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }

@@ -30,6 +30,10 @@ type Names struct {
 	// SearchPath is the union of every search_path the session may have;
 	// nil when unknown.
 	SearchPath []string
+	// Protocol, when set, returns what a statement prepared by the
+	// protocol's Parse under name is (SQL EXECUTE may run one: the two
+	// share one namespace), or nil.
+	Protocol func(name string) []*policy.Statement
 }
 
 // parserSettings refuses settings that would make the server read later
@@ -83,7 +87,7 @@ func (n Names) Resolve(sts []*policy.Statement, upstreamUser string) ([]*policy.
 		return sts, n
 	}
 	out := make([]*policy.Statement, len(sts))
-	next := Names{Prepared: n.Prepared, Cursors: n.Cursors, SearchPath: n.SearchPath}
+	next := Names{Prepared: n.Prepared, Cursors: n.Cursors, SearchPath: n.SearchPath, Protocol: n.Protocol}
 	cloned := false
 	own := func() {
 		if !cloned {
@@ -98,7 +102,11 @@ func (n Names) Resolve(sts []*policy.Statement, upstreamUser string) ([]*policy.
 		switch st.Kind {
 		case policy.KindExecute:
 			c := *st
-			c.Inner = preparedInner(st.Name, next.Prepared[st.Name])
+			defs := next.Prepared[st.Name]
+			if defs == nil && n.Protocol != nil {
+				defs = n.Protocol(st.Name)
+			}
+			c.Inner = preparedInner(st.Name, defs)
 			for in := c.Inner; in != nil; in = in.Inner {
 				// Every candidate definition may be the one that runs.
 				c.Writes = c.Writes || in.Writes
