@@ -26,8 +26,10 @@ import (
 
 // verifyQuery asks for what run-time code may have changed: the read-only
 // mode, and the schemas of the search path.
-const verifyQuery = "SELECT 'r', pg_catalog.current_setting('default_transaction_read_only') " +
-	"UNION ALL SELECT 's', s::text FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) AS s"
+// Every name is qualified, so that the session's search_path (which it
+// reads) cannot change what it calls.
+const verifyQuery = "SELECT 'r'::pg_catalog.text, pg_catalog.current_setting('default_transaction_read_only') " +
+	"UNION ALL SELECT 's'::pg_catalog.text, s::pg_catalog.text FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) AS s"
 
 // verification is the answer to verifyQuery, filled by the backend relay.
 type verification struct {
