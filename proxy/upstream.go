@@ -148,8 +148,9 @@ func (u *Upstream) connect(ctx context.Context, cred credstore.Credential, datab
 		pc.Close(context.Background())
 		return nil, err
 	}
-	// The schemas unqualified names resolve to (see policy.Query.SearchPath).
-	res, err := pc.Exec(ctx, "SELECT unnest(pg_catalog.current_schemas(false))").ReadAll()
+	// The schemas unqualified names resolve to (see policy.Query.SearchPath),
+	// with every name qualified: the client may have set the search_path.
+	res, err := pc.Exec(ctx, "SELECT pg_catalog.unnest(pg_catalog.current_schemas(false))").ReadAll()
 	if err == nil && len(res) == 1 {
 		err = res[0].Err
 	}
