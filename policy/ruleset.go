@@ -197,7 +197,7 @@ func (spec RuleSpec) build(path string) (Policy, []RuleSetProblem) {
 		if m.Masker == "" {
 			fail(fmt.Sprintf("masks[%d].masker", i), "is required")
 		}
-		masks = append(masks, ColumnMask{Column: m.Column, Masker: m.Masker})
+		masks = append(masks, ColumnMask(m))
 	}
 
 	// Who and when.

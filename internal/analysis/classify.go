@@ -385,15 +385,11 @@ func (w *walker) variableSet(n *pg_query.VariableSetStmt) {
 	case pg_query.VariableSetKind_VAR_SET_MULTI:
 		// SET TRANSACTION ..., SET SESSION CHARACTERISTICS AS TRANSACTION ...
 		w.set(policy.KindSet, "SET")
-		var args []*pg_query.Node
-		for _, a := range n.Args {
-			args = append(args, a)
-		}
 		switch name {
 		case "transaction":
-			w.transactionModes(args, "SET TRANSACTION", "transaction_", true)
+			w.transactionModes(n.Args, "SET TRANSACTION", "transaction_", true)
 		case "session characteristics":
-			w.transactionModes(args, "SET SESSION CHARACTERISTICS", "default_", false)
+			w.transactionModes(n.Args, "SET SESSION CHARACTERISTICS", "default_", false)
 		default:
 			// SET TRANSACTION SNAPSHOT and future forms.
 			st.Settings = append(st.Settings, policy.Setting{Name: strings.ReplaceAll(name, " ", "_"), Local: true, Via: "SET"})
