@@ -12,7 +12,7 @@
 //	                          ├─ credstore.Store(identity) ──> database credential (never shown to the client)
 //	                          ├─ upstream login with pgx's pgconn (SCRAM/MD5/TLS), then raw frames
 //	                          │
-//	statements ──> policy.Policy ──> allow / block
+//	statements ──> analysis (PostgreSQL's grammar, cached) ──> policy.Policy ──> allow / block / terminate
 //	                          ├─ session.Recorder: the statement is recorded before it is forwarded
 //	                          ▼
 //	                        PostgreSQL
@@ -29,8 +29,15 @@
 //     channel binding over TLS) against users from configuration.
 //   - credstore.Store: which database credential does this identity get?
 //     credstore.Static maps groups and subjects to fixed roles.
-//   - policy.Policy: may this statement run? policy.AllowAll and
-//     policy.BlockAll are the two ends; policy.Func adapts any function.
+//   - policy.Policy: may this statement run? It decides on the statement
+//     parsed with PostgreSQL's own grammar (kind, writes, relations,
+//     functions, settings, what only runs at run time), on every protocol
+//     path, with the session's identity and the time. Built-in rules
+//     (read-only on the parse tree and on the server, blocked tables and
+//     functions, conditions on identity, delegation chain and time windows)
+//     combine with FirstMatch and Strictest; policy.RuleSet declares them;
+//     policy.Func adapts any function; policy/policytest unit-tests a
+//     policy without a database.
 //   - session.Recorder: where does the record of each session go?
 //     session.Discard, Multi and BestEffort compose recorders.
 //
@@ -42,7 +49,10 @@
 //
 // pgwarden fails closed: a missing plugin, a plugin error, a recorder
 // failure, a message over a limit or malformed (from the client or from the
-// server) refuses, with a PostgreSQL error and SQLSTATE the client can read.
+// server), a statement the gateway cannot parse, a setting that would make
+// the server read statements differently from the gateway, or a policy
+// with no rule that decides: each refuses, with a PostgreSQL error and
+// SQLSTATE the client can read.
 // Secrets (passwords, tokens, credentials) are carried as session.Secret,
 // which never prints, logs or marshals its value. Cleartext secrets are only
 // asked for over TLS. Startup parameters are allow-listed, replication

@@ -30,7 +30,25 @@
 // its place a statement that is certain to fail (a syntax error), so that the
 // server aborts an open transaction and, in the extended protocol, skips to
 // the next Sync, exactly as if the statement had failed there; the client
-// gets ERROR 42501 naming the rule, and the session stays usable.
+// gets ERROR 42501 naming the rule, and the session stays usable. A refused
+// Bind is replaced the same way, by a Bind of a statement name the gateway
+// reserves.
+//
+// # Judging statements
+//
+// Every Query (all its statements), Parse, Bind (with its parameters) and
+// FunctionCall is analysed with PostgreSQL's grammar (cached by exact
+// text, bounded by Limits.AnalysisCacheSize) and put to the policy; text
+// over Limits.MaxStatementSize, or too deeply nested to parse safely, is
+// refused. Each session tracks what changes the meaning of later
+// statements: SQL PREPAREs and cursors, and the schemas of its search_path
+// (read from the server at login). After a statement whose effect is
+// decided at run time (a user function, DO, CALL), the next statement waits
+// for the server's answers and the gateway reads the search path and the
+// read-only mode again before judging it. A policy's Terminate ends the
+// session and may suspend its delegation chain (Proxy.Suspensions,
+// Proxy.LiftSuspension); a policy asking for read-only sessions
+// (policy.SessionSetup) gets them on the server too.
 //
 // # Security defaults
 //
