@@ -567,21 +567,18 @@ func (w *walker) call(n *pg_query.FuncCall) {
 	st := w.st
 	f := funcName(n)
 	st.Functions = append(st.Functions, f)
-	switch {
-	case !f.Builtin:
+	if !f.Builtin {
 		st.RunTime = append(st.RunTime, "user function "+f.String())
-	case writingFunctions[f.Name]:
-		st.Writes = true
-		if (f.Name == "nextval" || f.Name == "setval") && len(n.Args) > 0 {
-			// Only a name given as text names the sequence; a numeric OID
-			// does not (and must not: analyses are shared between texts
-			// that differ in integers, see templateOf).
-			if seq, ok := stringConst(n.Args[0]); ok {
-				st.Written = append(st.Written, parseRelationName(seq))
-			}
+	} else {
+		builtinEffect(st, f.Name)
+	}
+	if f.Builtin && (f.Name == "nextval" || f.Name == "setval") && len(n.Args) > 0 {
+		// Only a name given as text names the sequence; a numeric OID
+		// does not (and must not: analyses are shared between texts that
+		// differ in integers, see templateOf).
+		if seq, ok := stringConst(n.Args[0]); ok {
+			st.Written = append(st.Written, parseRelationName(seq))
 		}
-	case sqlRunningFunctions[f.Name]:
-		st.RunTime = append(st.RunTime, "function "+f.Name+" runs SQL text")
 	}
 	if f.Builtin && f.Name == "set_config" {
 		s := policy.Setting{Name: "*", Via: "set_config"}
@@ -633,12 +630,7 @@ func (w *walker) attributeCall(name string, userToo bool) {
 	switch {
 	case builtinFunctions[name]:
 		st.Functions = append(st.Functions, policy.Function{Name: name, Builtin: true})
-		switch {
-		case writingFunctions[name]:
-			st.Writes = true
-		case sqlRunningFunctions[name]:
-			st.RunTime = append(st.RunTime, "function "+name+" runs SQL text")
-		}
+		builtinEffect(st, name)
 	case userToo:
 		st.RunTime = append(st.RunTime, "(...)."+name+" may call function "+name)
 	}

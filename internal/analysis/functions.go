@@ -97,16 +97,22 @@ func FunctionCall(oid uint32) *policy.Statement {
 		return st
 	}
 	st.Functions = []policy.Function{{Name: name, Builtin: true}}
-	switch {
-	case writingFunctions[name]:
-		st.Writes = true
-	case sqlRunningFunctions[name]:
-		st.RunTime = []string{"function " + name + " runs SQL text"}
-	}
+	builtinEffect(st, name)
 	if name == "set_config" {
 		st.Settings = []policy.Setting{{Name: "*", Via: "set_config"}}
 	}
 	return st
+}
+
+// builtinEffect records on st what calling the built-in function name
+// does, as far as its name tells: a write, or SQL run from text.
+func builtinEffect(st *policy.Statement, name string) {
+	switch {
+	case writingFunctions[name]:
+		st.Writes = true
+	case sqlRunningFunctions[name]:
+		st.RunTime = append(st.RunTime, "function "+name+" runs SQL text")
+	}
 }
 
 // writingFunctions are built-in functions that change data: sequences,
