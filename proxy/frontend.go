@@ -268,7 +268,10 @@ func (s *clientSession) forwardBind(m wire.Message, o op, name string) *session.
 		if c != st && c.parse.Load() == parseFailed {
 			continue
 		}
-		d = s.judge(&statement{protocol: c.protocol, sql: c.sql, name: c.name, analysis: c.analysis, portal: o.portal}, policy.StageBind, pp)
+		b := &s.bindJudged // reused: judging a Bind keeps nothing of it
+		b.protocol, b.sql, b.name, b.analysis, b.portal = c.protocol, c.sql, c.name, c.analysis, o.portal
+		d = s.judge(b, policy.StageBind, pp)
+		b.sql, b.analysis = "", nil
 		if d.Verdict != policy.Allow {
 			break
 		}

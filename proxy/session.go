@@ -55,6 +55,7 @@ type clientSession struct {
 	setup        policy.Setup          // what the policy asked of the upstream session
 	bindParams   []wire.BindParam      // reused to decode Binds
 	policyParams []policy.Param        // reused to hand Bind parameters to the policy
+	bindJudged   statement             // reused to judge a Bind
 	seq          atomic.Int64          // statements sent so far
 	lastStmt     atomic.Int64          // unix nanoseconds of the last statement
 
