@@ -80,9 +80,19 @@ func escapesReadOnly(s Setting) bool {
 // BlockSettings refuses statements that change one of the named settings
 // (SET, RESET, set_config, BEGIN and SET TRANSACTION options), and those
 // that change settings whose name is only known at run time or reset them
-// all (RESET ALL, DISCARD ALL). See ProtectedSettings for a default list.
+// all (RESET ALL, DISCARD ALL). It also refuses every statement of a
+// session whose startup packet set one of them (see StartupSettings). See
+// ProtectedSettings for a default list.
 func BlockSettings(names ...string) Policy {
 	return Func(func(_ context.Context, q *Query) (Decision, error) {
+		if q.Session != nil && len(q.Session.Params) > 0 {
+			for _, set := range StartupSettings(q.Session) {
+				if set.Name != "*" && slices.Contains(names, set.Name) {
+					return Decision{Verdict: Block, Rule: "block-settings",
+						Reason: fmt.Sprintf("This session changed %s when it started (%s), which is not allowed.", set.Name, set.Via)}, nil
+				}
+			}
+		}
 		for _, st := range q.Statements {
 			for s := st; s != nil; s = s.Inner {
 				for _, set := range s.Settings {

@@ -70,3 +70,21 @@ func TestSQLExecuteOfAParsedStatementIsJudged(t *testing.T) {
 		t.Errorf("rows left: %s; the refused EXECUTE ran", n)
 	}
 }
+
+// Settings a client sets in its startup packet's options are settings
+// too: BlockSettings refuses the statements of such a session.
+func TestStartupOptionsReachTheSettingsRule(t *testing.T) {
+	g := startGateway(t, func(p *proxy.Proxy) {
+		p.StartupParameters = []string{"options"}
+		p.Policy = policy.FirstMatch(policy.BlockSettings(policy.ProtectedSettings()...), policy.Default("default", policy.Allow, ""))
+	})
+	ctx := testContext(t)
+	conn := connect(t, g.dsn("alice", alicePassword, `options='-c role=`+rwRole+`'`))
+	_, err := conn.Exec(ctx, "SELECT 1")
+	wantRefusal(t, err, "block-settings")
+	plain := connect(t, g.dsn("alice", alicePassword, `options='-c work_mem=8MB'`))
+	var mem string
+	if err := plain.QueryRow(ctx, "SHOW work_mem").Scan(&mem); err != nil || mem != "8MB" {
+		t.Fatalf("a session with harmless startup options: %q, %v", mem, err)
+	}
+}

@@ -1,0 +1,90 @@
+package policy
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/pgwarden/pgwarden/session"
+)
+
+// StartupSettings returns the settings the session's startup packet
+// changes: each allowed startup parameter that is a setting (search_path,
+// statement_timeout, ..., Via "startup"), and each -c name=value or
+// --name=value of the options parameter (Via "startup options"), split the
+// way the server splits it (whitespace separates, a backslash escapes the
+// next character). A policy may refuse statements of sessions that
+// started with settings it does not accept.
+func StartupSettings(info *session.Info) []Setting {
+	if info == nil {
+		return nil
+	}
+	var out []Setting
+	names := make([]string, 0, len(info.Params))
+	for name := range info.Params {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		value := info.Params[name]
+		if lower := strings.ToLower(name); lower == "options" {
+			out = append(out, optionSettings(value)...)
+		} else {
+			out = append(out, Setting{Name: lower, Value: value, Known: true, Via: "startup"})
+		}
+	}
+	return out
+}
+
+// optionSettings reads the settings of an options startup parameter.
+func optionSettings(options string) []Setting {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(options); i++ {
+		c := options[i]
+		switch {
+		case c == '\\' && i+1 < len(options):
+			i++
+			cur.WriteByte(options[i])
+			inWord = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	var out []Setting
+	add := func(kv string) {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok {
+			return
+		}
+		// The server reads - in a name as _ (--work-mem=64MB).
+		name = strings.ReplaceAll(strings.ToLower(name), "-", "_")
+		out = append(out, Setting{Name: name, Value: value, Known: true, Via: "startup options"})
+	}
+	for i := 0; i < len(words); i++ {
+		w := words[i]
+		switch {
+		case w == "-c" && i+1 < len(words):
+			i++
+			add(words[i])
+		case strings.HasPrefix(w, "-c"):
+			add(w[2:])
+		case strings.HasPrefix(w, "--"):
+			add(w[2:])
+		default:
+			// Another switch: the server refuses those it does not allow.
+			out = append(out, Setting{Name: "*", Via: "startup options"})
+		}
+	}
+	return out
+}
