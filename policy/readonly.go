@@ -85,13 +85,9 @@ func escapesReadOnly(s Setting) bool {
 // ProtectedSettings for a default list.
 func BlockSettings(names ...string) Policy {
 	return Func(func(_ context.Context, q *Query) (Decision, error) {
-		if q.Session != nil && len(q.Session.Params) > 0 {
-			for _, set := range StartupSettings(q.Session) {
-				if set.Name != "*" && slices.Contains(names, set.Name) {
-					return Decision{Verdict: Block, Rule: "block-settings",
-						Reason: fmt.Sprintf("This session changed %s when it started (%s), which is not allowed.", set.Name, set.Via)}, nil
-				}
-			}
+		if set, ok := startupSetting(q.Session, names); ok {
+			return Decision{Verdict: Block, Rule: "block-settings",
+				Reason: fmt.Sprintf("This session changed %s when it started (%s), which is not allowed.", set.Name, set.Via)}, nil
 		}
 		for _, st := range q.Statements {
 			for s := st; s != nil; s = s.Inner {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -87,4 +88,33 @@ func optionSettings(options string) []Setting {
 		}
 	}
 	return out
+}
+
+// startupSetting returns the first setting among names that the session's
+// startup packet changed. It runs for every statement, so it allocates
+// only to split an options parameter.
+func startupSetting(info *session.Info, names []string) (Setting, bool) {
+	if info == nil {
+		return Setting{}, false
+	}
+	for name, value := range info.Params {
+		lower := strings.ToLower(name)
+		if lower == "client_encoding" {
+			// The gateway admits only the encodings its parser reads (many
+			// drivers send UTF8 at startup): nothing for a policy to refuse.
+			continue
+		}
+		if lower != "options" {
+			if slices.Contains(names, lower) {
+				return Setting{Name: lower, Value: value, Known: true, Via: "startup"}, true
+			}
+			continue
+		}
+		for _, set := range optionSettings(value) {
+			if set.Name != "*" && slices.Contains(names, set.Name) {
+				return set, true
+			}
+		}
+	}
+	return Setting{}, false
 }

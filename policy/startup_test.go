@@ -38,8 +38,12 @@ func TestBlockSettingsSeesStartupSettings(t *testing.T) {
 	if d, _ := p.Decide(t.Context(), q); d.Verdict != policy.Block || d.Rule != "block-settings" {
 		t.Errorf("a session started with -c role=admin: %+v, want block-settings", d)
 	}
-	q.Session.Params = map[string]string{"options": "-c work_mem=64MB", "application_name": "x"}
+	q.Session.Params = map[string]string{"options": "-c work_mem=64MB", "application_name": "x", "client_encoding": "UTF8"}
 	if d, _ := p.Decide(t.Context(), q); d.Verdict != policy.Abstain {
 		t.Errorf("a session started with harmless settings: %+v, want abstain", d)
+	}
+	q.Session.Params = map[string]string{"search_path": "x", "role": "admin"}
+	if d, _ := p.Decide(t.Context(), q); d.Verdict != policy.Block {
+		t.Errorf("a session started with the role parameter: %+v, want block-settings", d)
 	}
 }

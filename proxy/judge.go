@@ -57,8 +57,7 @@ func (s *clientSession) judge(st *statement, stage policy.Stage, params []policy
 	if err != nil {
 		s.log.Error("pgwarden: policy failed; statement refused", "err", err, "seq", st.seq)
 	}
-	switch {
-	case d.Verdict == policy.Mask || d.Verdict == policy.Approve:
+	if d.Verdict == policy.Mask || d.Verdict == policy.Approve {
 		return policy.Decision{Verdict: policy.Block, Rule: d.Rule,
 			Reason: fmt.Sprintf("The policy asked to %v this statement, which this gateway cannot do yet; the statement is refused.", d.Verdict)}
 	}
