@@ -32,11 +32,7 @@ func (s *clientSession) judge(st *statement, stage policy.Stage, params []policy
 	} else if stage != policy.StageBind {
 		sts, err := s.p.analyzer().Analyze(st.sql)
 		if err != nil {
-			reason := "internal error"
-			if ae, ok := err.(*analysis.Error); ok {
-				reason = ae.Reason
-			}
-			return judge.AnalysisRefusal(reason)
+			return judge.AnalysisRefusal(err)
 		}
 		if d, refused := judge.ParserSettings(sts); refused {
 			return d

@@ -315,8 +315,12 @@ func Decide(ctx context.Context, pol policy.Policy, q *policy.Query) (policy.Dec
 }
 
 // AnalysisRefusal is the decision for a statement the analyzer could not
-// read.
-func AnalysisRefusal(reason string) policy.Decision {
+// read: err is the analyzer's error, whose reason the client reads.
+func AnalysisRefusal(err error) policy.Decision {
+	reason := "internal error"
+	if ae, ok := err.(*analysis.Error); ok {
+		reason = ae.Reason
+	}
 	return policy.Decision{Verdict: policy.Block, Rule: "analysis",
 		Reason: "The gateway cannot analyse this statement: " + reason + "."}
 }
@@ -331,23 +335,29 @@ type Offline struct {
 	Analyzer *analysis.Analyzer // analyses the text
 }
 
+// Query returns the query the gateway puts to the policy for sql at now,
+// and the names as they will be if it is allowed; the error is the
+// analyzer's.
+func (o *Offline) Query(sql string, now time.Time) (*policy.Query, Names, error) {
+	sts, err := o.Analyzer.Analyze(sql)
+	if err != nil {
+		return nil, o.Names, err
+	}
+	resolved, next := o.Names.Resolve(sts, o.Info.UpstreamUser)
+	return &policy.Query{Session: o.Info, Protocol: session.ProtocolSimple, Stage: policy.StageQuery,
+		Time: now, SQL: sql, Statements: resolved, SearchPath: next.SearchPath}, next, nil
+}
+
 // Decide returns the decision about sql at now and, when the policy
 // failed, its error. An allowed statement's effect on the names is kept.
 func (o *Offline) Decide(ctx context.Context, sql string, now time.Time) (policy.Decision, error) {
-	sts, err := o.Analyzer.Analyze(sql)
+	q, next, err := o.Query(sql, now)
 	if err != nil {
-		reason := "internal error"
-		if ae, ok := err.(*analysis.Error); ok {
-			reason = ae.Reason
-		}
-		return AnalysisRefusal(reason), nil
+		return AnalysisRefusal(err), nil
 	}
-	if d, refused := ParserSettings(sts); refused {
+	if d, refused := ParserSettings(q.Statements); refused {
 		return d, nil
 	}
-	resolved, next := o.Names.Resolve(sts, o.Info.UpstreamUser)
-	q := &policy.Query{Session: o.Info, Protocol: session.ProtocolSimple, Stage: policy.StageQuery,
-		Time: now, SQL: sql, Statements: resolved, SearchPath: next.SearchPath}
 	d, err := Decide(ctx, o.Policy, q)
 	if d.Verdict == policy.Allow {
 		o.Names = next

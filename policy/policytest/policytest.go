@@ -74,13 +74,12 @@ func (s *Session) clone() *Session {
 // gateway cannot analyse sql.
 func (s *Session) Query(sql string) *policy.Query {
 	s.t.Helper()
-	sts, err := s.an.Analyze(sql)
+	o := judge.Offline{Policy: s.policy, Info: s.info, Names: s.names, Analyzer: s.an}
+	q, _, err := o.Query(sql, s.time())
 	if err != nil {
 		s.t.Fatalf("policytest: %v", err)
 	}
-	resolved, next := s.names.Resolve(sts, s.info.UpstreamUser)
-	return &policy.Query{Session: s.info, Protocol: session.ProtocolSimple, Stage: policy.StageQuery,
-		Time: s.time(), SQL: sql, Statements: resolved, SearchPath: next.SearchPath}
+	return q
 }
 
 // Decide returns the gateway's decision about sql, as a simple-protocol
