@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"time"
 
 	"github.com/pgwarden/pgwarden/session"
 )
@@ -35,11 +36,48 @@ type Request struct {
 	ClientAddr string
 	// TLS is the client-facing TLS state; nil when the client did not use TLS.
 	TLS *tls.ConnectionState
+	// Method is the authentication exchange the client asked for in its
+	// startup packet with the gateway parameter pgwarden.auth: MethodPassword,
+	// MethodOAuthBearer, or empty when it did not say. The PostgreSQL
+	// protocol lets the server ask for one exchange per connection, so a
+	// client that can do several says which it wants this way.
+	Method string
 	// Client runs the authentication exchange with the client. The
 	// Authenticator chooses the exchange; it must finish it before returning
 	// an identity.
 	Client Conversation
+
+	rechecks []Recheck
 }
+
+// Values of Request.Method.
+const (
+	// MethodPassword asks for a password or token in clear (over TLS).
+	MethodPassword = "password"
+	// MethodOAuthBearer asks for SASL OAUTHBEARER (RFC 7628), PostgreSQL
+	// 18's "oauth" method.
+	MethodOAuthBearer = "oauthbearer"
+)
+
+// Recheck is a re-validation of an authenticated identity that the proxy
+// runs every Interval for as long as the session lives (for example, token
+// introspection). An error ends the session: one wrapping
+// ErrInvalidCredentials means the proof was revoked; any other means it
+// could not be confirmed, and the session ends too (fail closed).
+type Recheck struct {
+	Interval time.Duration
+	Check    func(ctx context.Context) error
+}
+
+// RecheckEvery asks the proxy to run check every interval during the
+// session that this request authenticates, if authentication succeeds.
+// Intervals under a second are raised to a second.
+func (r *Request) RecheckEvery(interval time.Duration, check func(ctx context.Context) error) {
+	r.rechecks = append(r.rechecks, Recheck{Interval: max(interval, time.Second), Check: check})
+}
+
+// Rechecks returns the re-validations the Authenticator asked for.
+func (r *Request) Rechecks() []Recheck { return r.rechecks }
 
 // Conversation is the authentication exchange with the client, on the wire.
 // The proxy implements it; an Authenticator drives it. It is only valid
@@ -79,4 +117,9 @@ var (
 	// ErrExchange means the client broke the authentication exchange (a
 	// malformed or unexpected message). The proxy answers FATAL 08P01.
 	ErrExchange = errors.New("auth: malformed authentication exchange")
+	// ErrNotApplicable means the Authenticator does not handle this client
+	// (no client certificate, a secret that is not its kind of token) and
+	// exchanged nothing that decides against it. Chain passes such a client
+	// to its next member; on its own it is failed authentication.
+	ErrNotApplicable = errors.New("auth: authenticator does not apply to this client")
 )

@@ -94,6 +94,15 @@ func NewStatic(users ...User) (*Static, error) {
 	return s, nil
 }
 
+// Knows reports whether user is one of the static users. Use it with When
+// to put static users in a Chain: the chain then tells static users from
+// others by name, which reveals which names are static users (keep them
+// for development).
+func (s *Static) Knows(user string) bool {
+	_, ok := s.users[user]
+	return ok
+}
+
 // Authenticate runs SCRAM-SHA-256 with the client for req.User.
 func (s *Static) Authenticate(ctx context.Context, req *Request) (session.Identity, error) {
 	u, known := s.users[req.User]

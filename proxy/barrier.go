@@ -25,16 +25,19 @@ import (
 // refused (rule "run-time-barrier") and the client can go on after a Sync.
 
 // verifyQuery asks for what run-time code may have changed: the read-only
-// mode, and the schemas of the search path.
+// mode, the schemas of the search path, and the identity settings.
 // Every name is qualified, so that the session's search_path (which it
 // reads) cannot change what it calls.
 const verifyQuery = "SELECT 'r'::pg_catalog.text, pg_catalog.current_setting('default_transaction_read_only') " +
-	"UNION ALL SELECT 's'::pg_catalog.text, s::pg_catalog.text FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) AS s"
+	"UNION ALL SELECT 's'::pg_catalog.text, s::pg_catalog.text FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) AS s " +
+	"UNION ALL SELECT n, COALESCE(pg_catalog.current_setting(n, true), '') " +
+	"FROM pg_catalog.unnest(ARRAY['pgwarden.subject', 'pgwarden.issuer', 'pgwarden.chain', 'pgwarden.session_id']::pg_catalog.text[]) AS n"
 
 // verification is the answer to verifyQuery, filled by the backend relay.
 type verification struct {
 	readOnly   string
 	searchPath []string
+	identity   map[string]string // the identity settings
 	failed     bool
 	done       chan struct{}
 }
@@ -98,6 +101,11 @@ func (s *clientSession) barrier() (*policy.Decision, *session.Error) {
 				Message: "pgwarden: the gateway could not verify that this read-only session is still read-only"})
 			return nil, errSessionOver
 		}
+	} else if !sameIdentity(v.identity, s.identity) {
+		s.log.Error("pgwarden: identity settings changed at run time; session ended")
+		s.end(session.EndProtocolError, &session.Error{Code: session.CodeInsufficientPrivilege,
+			Message: "pgwarden: code the gateway could not see changed the settings that carry this session's identity; the session is ended"})
+		return nil, errSessionOver
 	} else {
 		s.names.SearchPath = v.searchPath
 		if s.setup.ReadOnly && !isOn(v.readOnly) {
@@ -112,6 +120,17 @@ func (s *clientSession) barrier() (*policy.Decision, *session.Error) {
 }
 
 func isOn(v string) bool { return v == "on" }
+
+// sameIdentity reports whether the identity settings the server has are
+// those the gateway set at login.
+func sameIdentity(got, want map[string]string) bool {
+	for _, name := range []string{settingSubject, settingIssuer, settingChain, settingSession} {
+		if got[name] != want[name] {
+			return false
+		}
+	}
+	return true
+}
 
 // verifyMessage handles a server message answering verifyQuery: nothing
 // of it reaches the client.
@@ -129,6 +148,11 @@ func (s *clientSession) verifyMessage(o *op, typ byte, body []byte) *session.Err
 			v.readOnly = row[1]
 		case "s":
 			v.searchPath = append(v.searchPath, row[1])
+		case settingSubject, settingIssuer, settingChain, settingSession:
+			if v.identity == nil {
+				v.identity = map[string]string{}
+			}
+			v.identity[row[0]] = row[1]
 		}
 	case 'E':
 		v.failed = true

@@ -220,7 +220,7 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 	}
 	conv := &conversation{cc: cc}
 	areq := &auth.Request{User: req.user, Database: req.database, Params: req.params,
-		ClientAddr: cc.raw.RemoteAddr().String(), TLS: cc.tls, Client: conv}
+		ClientAddr: cc.raw.RemoteAddr().String(), TLS: cc.tls, Method: req.authMethod, Client: conv}
 	id, err := p.Authenticator.Authenticate(ctx, areq)
 	if err != nil {
 		return nil, cc.authFailure(req, err)
@@ -278,7 +278,8 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 	if p.Policy != nil {
 		setup = policy.SetupFor(p.Policy, &policy.Query{Session: info, Time: time.Now()})
 	}
-	up, err := p.Upstream.connect(ctx, cred, req.database, req.params, setup, lim.MaxUpstreamMessageSize)
+	upParams := identityParams(info, req.params)
+	up, err := p.Upstream.connect(ctx, cred, req.database, upParams, setup, lim.MaxUpstreamMessageSize)
 	if err != nil {
 		release()
 		cc.log.Error("pgwarden: upstream login failed", "err", err)
@@ -286,6 +287,8 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 	}
 	s := newClientSession(cc, info, up, cred, release, lim)
 	s.setup = setup
+	s.identity = upParams
+	s.rechecks = areq.Rechecks()
 	if ferr := s.start(ctx, cc.raw); ferr != nil {
 		up.conn.Close()
 		release()
@@ -298,7 +301,7 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 // logs it (authenticators never put secrets in errors).
 func (cc *clientConn) authFailure(req *startupRequest, err error) *session.Error {
 	switch {
-	case errors.Is(err, auth.ErrInvalidCredentials):
+	case errors.Is(err, auth.ErrInvalidCredentials), errors.Is(err, auth.ErrNotApplicable):
 		cc.log.Info("pgwarden: authentication failed", "err", err)
 		return pgError(session.CodeInvalidPassword, fmt.Sprintf("password authentication failed for user %q", req.user))
 	case errors.Is(err, auth.ErrCleartextRefused):

@@ -26,7 +26,7 @@ func (p *Proxy) analyzer() *analysis.Analyzer {
 func (s *clientSession) judge(st *statement, stage policy.Stage, params []policy.Param) policy.Decision {
 	if st.protocol == session.ProtocolFunctionCall {
 		st.analysis = []*policy.Statement{analysis.FunctionCall(st.fnOID)}
-		if d, refused := judge.ParserSettings(st.analysis); refused {
+		if d, refused := judge.GatewaySettings(st.analysis); refused {
 			return d
 		}
 	} else if stage != policy.StageBind {
@@ -34,7 +34,7 @@ func (s *clientSession) judge(st *statement, stage policy.Stage, params []policy
 		if err != nil {
 			return judge.AnalysisRefusal(err)
 		}
-		if d, refused := judge.ParserSettings(sts); refused {
+		if d, refused := judge.GatewaySettings(sts); refused {
 			return d
 		}
 		st.analysis = sts

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/internal/judge"
 	"github.com/pgwarden/pgwarden/internal/wire"
 	"github.com/pgwarden/pgwarden/session"
@@ -44,7 +45,13 @@ type startupRequest struct {
 	// calls for a NegotiateProtocolVersion message.
 	unsupportedOptions []string
 	newerMinor         bool
+	// authMethod is the gateway parameter pgwarden.auth: the
+	// authentication exchange the client asks for (auth.Request.Method).
+	authMethod string
 }
+
+// paramAuthMethod is the gateway's own startup parameter, never forwarded.
+const paramAuthMethod = "pgwarden.auth"
 
 // truncateIdentifier clips s to maxIdentifier bytes at a character
 // boundary, as the server's pg_mbcliplen does.
@@ -76,6 +83,15 @@ func checkStartup(st *wire.Startup, allowed []string) (*startupRequest, *session
 			req.database = truncateIdentifier(value)
 		case strings.HasPrefix(name, "_pq_."):
 			req.unsupportedOptions = append(req.unsupportedOptions, name)
+		case strings.EqualFold(name, paramAuthMethod):
+			if value != auth.MethodPassword && value != auth.MethodOAuthBearer {
+				return nil, pgError(session.CodeInvalidParameterValue,
+					fmt.Sprintf("invalid value for parameter %q: %q (expected %q or %q)", paramAuthMethod, value, auth.MethodPassword, auth.MethodOAuthBearer))
+			}
+			req.authMethod = value
+		case judge.IdentitySetting(name) && !strings.EqualFold(name, "application_name"):
+			return nil, pgError(session.CodeInsufficientPrivilege,
+				fmt.Sprintf("startup parameter %q is reserved: the gateway sets it to the session's identity", name))
 		case name == "replication":
 			if b, ok := parseBool(value); !ok || b {
 				return nil, pgError(session.CodeInsufficientPrivilege,

@@ -3,6 +3,8 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/credstore"
 	"github.com/pgwarden/pgwarden/internal/judge"
 	"github.com/pgwarden/pgwarden/internal/wire"
@@ -53,6 +56,8 @@ type clientSession struct {
 	names        judge.Names           // SQL-level names and search path (see judge)
 	stale        bool                  // a run-time statement was sent since the last verification (see barrier)
 	setup        policy.Setup          // what the policy asked of the upstream session
+	identity     map[string]string     // the upstream startup parameters, identity settings included (see identityParams)
+	rechecks     []auth.Recheck        // the Authenticator's re-validations
 	bindParams   []wire.BindParam      // reused to decode Binds
 	policyParams []policy.Param        // reused to hand Bind parameters to the policy
 	bindJudged   statement             // reused to judge a Bind
@@ -159,6 +164,10 @@ func (s *clientSession) start(ctx context.Context, raw net.Conn) *session.Error 
 
 	buf, _ := (&pgproto3.AuthenticationOk{}).Encode(nil)
 	for name, value := range s.up.params {
+		if name == settingAppName {
+			buf = append(buf, clientAppNameStatus(s.info.ApplicationName)...)
+			continue
+		}
 		buf, _ = (&pgproto3.ParameterStatus{Name: name, Value: value}).Encode(buf)
 	}
 	buf, _ = (&pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: s.key.secret[:]}).Encode(buf)
@@ -174,10 +183,16 @@ func (s *clientSession) start(ctx context.Context, raw net.Conn) *session.Error 
 // connection's goroutine.
 func (s *clientSession) run() {
 	if at := s.expiresAt(); !at.IsZero() {
+		msg := "terminating connection because its database credential expired"
+		if at.Equal(s.info.Identity.ExpiresAt) {
+			msg = fmt.Sprintf("terminating connection because its identity's %s expired", proofName(s.info.Identity.Method))
+		}
 		s.expiry = time.AfterFunc(time.Until(at), func() {
-			s.end(session.EndExpired, pgError(session.CodeInvalidAuthorization,
-				"terminating connection because its credential expired"))
+			s.end(session.EndExpired, pgError(session.CodeInvalidAuthorization, msg))
 		})
+	}
+	for _, rc := range s.rechecks {
+		go s.recheck(rc)
 	}
 	go func() {
 		defer close(s.backend)
@@ -331,4 +346,50 @@ func (s *clientSession) record(ev session.Event) bool {
 		return false
 	}
 	return true
+}
+
+// proofName names what proves an identity authenticated by method, for
+// messages.
+func proofName(method string) string {
+	switch method {
+	case "oidc", "oauthbearer":
+		return "token"
+	case "saml":
+		return "SAML assertion"
+	case "client-cert":
+		return "client certificate"
+	}
+	return "credential"
+}
+
+// recheck runs an Authenticator's re-validation every rc.Interval until
+// the session ends; a failure ends the session (fail closed).
+func (s *clientSession) recheck(rc auth.Recheck) {
+	t := time.NewTicker(rc.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, min(rc.Interval, 30*time.Second))
+		err := rc.Check(ctx)
+		cancel()
+		switch {
+		case err == nil:
+			continue
+		case s.ctx.Err() != nil:
+			return
+		case errors.Is(err, auth.ErrInvalidCredentials):
+			s.log.Info("pgwarden: identity no longer valid; session ended", "err", err)
+			s.end(session.EndRevoked, pgError(session.CodeInvalidAuthorization,
+				fmt.Sprintf("terminating connection because the identity provider no longer accepts its %s", proofName(s.info.Identity.Method))))
+		default:
+			s.log.Warn("pgwarden: identity could not be re-validated; session ended", "err", err)
+			s.end(session.EndRevoked, pgError(session.CodeInvalidAuthorization,
+				fmt.Sprintf("terminating connection because the gateway could not re-validate its %s with the identity provider", proofName(s.info.Identity.Method))))
+		}
+		return
+	}
 }

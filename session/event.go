@@ -101,6 +101,9 @@ const (
 	EndIdleTimeout    EndReason = "idle-timeout"
 	EndRecorderFailed EndReason = "recorder-failed"
 	EndExpired        EndReason = "expired"
+	// EndRevoked: the identity's proof was revoked, or could not be
+	// re-validated.
+	EndRevoked EndReason = "revoked"
 )
 
 // EndEvent closes a session's record.

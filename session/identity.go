@@ -32,13 +32,32 @@ type Identity struct {
 	// to the agent presenting the credential; empty when the subject connects
 	// directly. Chain[len(Chain)-1] is the party on the wire.
 	Chain []Actor
+	// Claims are the raw claims the identity was built from (read-only).
+	Claims Claims
 }
 
 // Actor is one party in a delegation chain: an agent acting on behalf of the
 // subject (or of the previous actor).
 type Actor struct {
+	// Subject identifies the agent within Issuer (an OIDC "sub" of an
+	// "act" claim, a client id).
 	Subject string
-	Issuer  string
+	// Issuer is who vouches for Subject; empty when the token did not say,
+	// in which case it is the token's issuer.
+	Issuer string
+}
+
+// Depth is the number of agents between the original subject and the wire:
+// len(id.Chain).
+func (id Identity) Depth() int { return len(id.Chain) }
+
+// Presenter is the party on the wire: the last actor of the chain, or the
+// subject itself when no agent acts for it.
+func (id Identity) Presenter() Actor {
+	if n := len(id.Chain); n > 0 {
+		return id.Chain[n-1]
+	}
+	return Actor{Subject: id.Subject, Issuer: id.Issuer}
 }
 
 // InGroup reports whether the identity belongs to group.

@@ -36,23 +36,38 @@ type Names struct {
 	Protocol func(name string) []*policy.Statement
 }
 
-// parserSettings refuses settings that would make the server read later
-// statements differently from the gateway's parser (which reads them as
-// UTF-8, with standard_conforming_strings on). This is the gateway's own
-// rule; no policy can lift it.
-func ParserSettings(sts []*policy.Statement) (policy.Decision, bool) {
+// GatewaySettings refuses, whatever the policy says, the settings the
+// gateway depends on:
+//   - those that would make the server read later statements differently
+//     from the gateway's parser, which reads them as UTF-8 with
+//     standard_conforming_strings on (rule "parser-settings");
+//   - those that carry the client's identity to the server,
+//     application_name and pgwarden.* (rule "identity-settings"): the
+//     gateway sets them at login, and RESET (back to the login value) is
+//     all a client may do with them.
+func GatewaySettings(sts []*policy.Statement) (policy.Decision, bool) {
 	for _, st := range sts {
 		for s := st; s != nil; s = s.Inner {
 			for _, set := range s.Settings {
-				if !changesParsing(set) {
-					continue
+				if changesParsing(set) {
+					return policy.Decision{Verdict: policy.Block, Rule: "parser-settings",
+						Reason: fmt.Sprintf("Changing %s would make the server read statements differently from the gateway; it is not allowed.", settingName(set))}, true
 				}
-				return policy.Decision{Verdict: policy.Block, Rule: "parser-settings",
-					Reason: fmt.Sprintf("Changing %s would make the server read statements differently from the gateway; it is not allowed.", settingName(set))}, true
+				if !set.Reset && IdentitySetting(set.Name) {
+					return policy.Decision{Verdict: policy.Block, Rule: "identity-settings",
+						Reason: fmt.Sprintf("%s carries this session's identity to the database; the gateway sets it and it cannot be changed.", set.Name)}, true
+				}
 			}
 		}
 	}
 	return policy.Decision{}, false
+}
+
+// IdentitySetting reports whether a setting carries the identity to the
+// server: application_name, or any pgwarden.* setting.
+func IdentitySetting(name string) bool {
+	name = strings.ToLower(name)
+	return name == "application_name" || strings.HasPrefix(name, "pgwarden.")
 }
 
 func changesParsing(set policy.Setting) bool {
@@ -355,7 +370,7 @@ func (o *Offline) Decide(ctx context.Context, sql string, now time.Time) (policy
 	if err != nil {
 		return AnalysisRefusal(err), nil
 	}
-	if d, refused := ParserSettings(q.Statements); refused {
+	if d, refused := GatewaySettings(q.Statements); refused {
 		return d, nil
 	}
 	d, err := Decide(ctx, o.Policy, q)

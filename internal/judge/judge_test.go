@@ -52,8 +52,8 @@ func TestParserSettings(t *testing.T) {
 		"EXPLAIN ANALYZE SELECT set_config('client_encoding', 'BIG5', false)":               true,
 		"SELECT 1": false,
 	} {
-		if _, got := ParserSettings(analyze(t, sql)); got != refused {
-			t.Errorf("ParserSettings(%q) refused = %v, want %v", sql, got, refused)
+		if _, got := GatewaySettings(analyze(t, sql)); got != refused {
+			t.Errorf("GatewaySettings(%q) refused = %v, want %v", sql, got, refused)
 		}
 	}
 }

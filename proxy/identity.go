@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgwarden/pgwarden/session"
+)
+
+// The upstream session carries the client's identity in these settings
+// (startup parameters), readable by triggers and functions with
+// current_setting('pgwarden.subject'), and in application_name, which
+// pg_stat_activity shows. Clients cannot change them: statements that set
+// them are refused (rule "identity-settings"), application_name changes
+// reported by the server end the session, and after code the gateway
+// cannot see, the run-time barrier checks them.
+const (
+	settingSubject = "pgwarden.subject"
+	settingIssuer  = "pgwarden.issuer"
+	settingChain   = "pgwarden.chain"
+	settingSession = "pgwarden.session_id"
+	settingAppName = "application_name"
+)
+
+// maxAppName is what the server keeps of application_name (NAMEDATALEN-1).
+const maxAppName = 63
+
+// identityParams returns the upstream startup parameters: the client's,
+// with application_name and the pgwarden.* settings naming the identity.
+func identityParams(info *session.Info, client map[string]string) map[string]string {
+	out := make(map[string]string, len(client)+5)
+	for k, v := range client {
+		out[k] = v
+	}
+	id := info.Identity
+	out[settingSubject] = id.Subject
+	out[settingIssuer] = id.Issuer
+	out[settingChain] = chainJSON(id)
+	out[settingSession] = info.ID
+	out[settingAppName] = taggedAppName(id, client[settingAppName])
+	return out
+}
+
+// chainJSON renders the delegation chain from the original subject to the
+// party on the wire: [{"sub":..,"iss":..}, ...].
+func chainJSON(id session.Identity) string {
+	type hop struct {
+		Sub string `json:"sub"`
+		Iss string `json:"iss,omitempty"`
+	}
+	hops := make([]hop, 0, 1+len(id.Chain))
+	hops = append(hops, hop{id.Subject, id.Issuer})
+	for _, a := range id.Chain {
+		hops = append(hops, hop{a.Subject, a.Issuer})
+	}
+	b, _ := json.Marshal(hops)
+	return string(b)
+}
+
+// taggedAppName is the application_name the server gets: who, through
+// which agent, and the client's own name, cut to what the server keeps,
+// in printable ASCII (the server replaces anything else with '?').
+func taggedAppName(id session.Identity, clientApp string) string {
+	var b strings.Builder
+	b.WriteString("pgwarden:")
+	b.WriteString(id.Subject)
+	if n := len(id.Chain); n > 0 {
+		b.WriteString(" via ")
+		b.WriteString(id.Chain[n-1].Subject)
+	}
+	if clientApp != "" {
+		b.WriteString(" | ")
+		b.WriteString(clientApp)
+	}
+	s := []byte(b.String())
+	for i, c := range s {
+		if c < 32 || c > 126 {
+			s[i] = '?'
+		}
+	}
+	if len(s) > maxAppName {
+		s = s[:maxAppName]
+	}
+	return string(s)
+}
+
+// clientAppNameStatus is the ParameterStatus for application_name that the
+// client sees: the name it gave (as the server would report it), not the
+// one that carries the identity upstream.
+func clientAppNameStatus(clientApp string) []byte {
+	s := []byte(clientApp)
+	for i, c := range s {
+		if c < 32 || c > 126 {
+			s[i] = '?'
+		}
+	}
+	if len(s) > maxAppName {
+		s = s[:maxAppName]
+	}
+	b, _ := (&pgproto3.ParameterStatus{Name: settingAppName, Value: string(s)}).Encode(nil)
+	return b
+}
