@@ -53,9 +53,72 @@ func buildProxy(cfg *config, logger *slog.Logger) (*proxy.Proxy, error) {
 	return p, nil
 }
 
-// buildAuthenticator returns the static SCRAM-SHA-256 authenticator for
-// auth.users; passwords become verifiers here and are not kept.
-func buildAuthenticator(cfg *config) (*auth.Static, error) {
+// buildAuthenticator composes the authenticators of the auth section, in
+// the order a client's offer is tried: a verified client certificate, a
+// static user (by name), an OIDC token, a SAML assertion. Alone, static
+// users keep their protection against user enumeration. Passwords become
+// verifiers here and are not kept.
+func buildAuthenticator(cfg *config) (auth.Authenticator, error) {
+	var members []auth.Authenticator
+	if cc := cfg.Auth.ClientCerts; cc != nil {
+		a, err := auth.NewClientCert(auth.ClientCertConfig{Subject: string(cc.Subject),
+			TrustDomains: stringsOf(cc.TrustDomains), GroupsFromOU: bool(cc.GroupsFromOU)})
+		if err != nil {
+			return nil, cfg.problemAt("auth.client_certs", "%w", err)
+		}
+		members = append(members, a)
+	}
+	if len(cfg.Auth.Users) > 0 {
+		static, err := buildStatic(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Auth.OIDC == nil && cfg.Auth.SAML == nil && cfg.Auth.ClientCerts == nil {
+			return static, nil
+		}
+		members = append(members, auth.When(func(r *auth.Request) bool { return static.Knows(r.User) }, static))
+	}
+	if o := cfg.Auth.OIDC; o != nil {
+		oc := auth.OIDCConfig{
+			Issuer: string(o.Issuer), Audience: string(o.Audience), Algorithms: stringsOf(o.Algorithms),
+			ClockSkew: time.Duration(o.ClockSkew), ExpiryGrace: time.Duration(o.ExpiryGrace),
+			MaxTokenSize: int(o.MaxTokenSize), OAuthBearer: string(o.OAuthBearer),
+			Claims: auth.ClaimNames{Subject: string(o.Claims.Subject), Name: string(o.Claims.Name),
+				Email: string(o.Claims.Email), Groups: string(o.Claims.Groups)},
+		}
+		if in := o.Introspection; in != nil {
+			oc.Introspection = &auth.Introspection{URL: string(in.URL), ClientID: string(in.ClientID),
+				ClientSecret: in.ClientSecret.Secret, Interval: time.Duration(in.Interval)}
+		}
+		a, err := auth.NewOIDC(oc)
+		if err != nil {
+			return nil, cfg.problemAt("auth.oidc", "%w", err)
+		}
+		members = append(members, a)
+	}
+	if s := cfg.Auth.SAML; s != nil {
+		meta, err := os.ReadFile(string(s.IdPMetadata))
+		if err != nil {
+			return nil, cfg.problemAt("auth.saml.idp_metadata", "%w", err)
+		}
+		a, err := auth.NewSAML(auth.SAMLConfig{IdPMetadata: meta, Audience: string(s.Audience), Recipient: string(s.Recipient),
+			SubjectAttribute: string(s.Attributes.Subject), NameAttribute: string(s.Attributes.Name),
+			EmailAttribute: string(s.Attributes.Email), GroupsAttribute: string(s.Attributes.Groups),
+			ClockSkew: time.Duration(s.ClockSkew)})
+		if err != nil {
+			return nil, cfg.problemAt("auth.saml", "%w", err)
+		}
+		members = append(members, a)
+	}
+	if len(members) == 1 {
+		return members[0], nil
+	}
+	return auth.Chain(members...), nil
+}
+
+// buildStatic returns the static SCRAM-SHA-256 authenticator for
+// auth.users.
+func buildStatic(cfg *config) (*auth.Static, error) {
 	users := make([]auth.User, 0, len(cfg.Auth.Users))
 	for _, u := range cfg.Auth.Users {
 		users = append(users, auth.User{
@@ -160,7 +223,17 @@ func buildClientTLS(cfg *config) (*tls.Config, error) {
 	if err != nil {
 		return nil, cfg.problemAt("tls", "loading the certificate and key: %w", err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if cc := cfg.Auth.ClientCerts; cc != nil {
+		pool, err := loadCertPool(string(cc.CA))
+		if err != nil {
+			return nil, cfg.problemAt("auth.client_certs.ca", "%w", err)
+		}
+		// A certificate is asked for and verified when given; clients
+		// without one go on to the other methods.
+		tc.ClientCAs, tc.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return tc, nil
 }
 
 // buildLimits maps limits onto proxy.Limits; zero keeps the proxy's

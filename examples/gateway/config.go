@@ -84,10 +84,19 @@ type upstreamConfig struct {
 	ConnectTimeout envDuration `yaml:"connect_timeout"`
 }
 
-// authConfig is the client authentication section.
+// authConfig is the client authentication section. The methods present
+// are tried in this order, by what the client offers: a verified client
+// certificate, a static user (by name), an OIDC token, a SAML assertion.
 type authConfig struct {
 	// Users are the static users, authenticated with SCRAM-SHA-256.
 	Users []userConfig `yaml:"users"`
+	// OIDC accepts OAuth 2.0 / OpenID Connect tokens (as the password, or
+	// with SASL OAUTHBEARER).
+	OIDC *oidcConfig `yaml:"oidc"`
+	// ClientCerts accepts client certificates verified against a CA.
+	ClientCerts *clientCertsConfig `yaml:"client_certs"`
+	// SAML accepts signed SAML 2.0 assertions (base64, as the password).
+	SAML *samlConfig `yaml:"saml"`
 	// AllowCleartextWithoutTLS lets an authenticator ask for a cleartext
 	// secret over a connection without TLS. Default false.
 	AllowCleartextWithoutTLS envBool `yaml:"allow_cleartext_without_tls"`
@@ -101,6 +110,78 @@ type userConfig struct {
 	// SCRAM is a SCRAM-SHA-256 verifier (see `pgwarden hash-password`).
 	SCRAM  envString   `yaml:"scram"`
 	Groups []envString `yaml:"groups"`
+}
+
+// oidcConfig maps onto auth.OIDCConfig.
+type oidcConfig struct {
+	// Issuer is the IdP's issuer URL (https, or http on loopback). Required.
+	Issuer envString `yaml:"issuer"`
+	// Audience is the name the IdP gives this gateway. Required.
+	Audience envString `yaml:"audience"`
+	// Algorithms are the accepted signature algorithms; default RS*, PS*,
+	// ES* and EdDSA. none and HS* are refused.
+	Algorithms []envString `yaml:"algorithms"`
+	// ClockSkew tolerates clocks that disagree. Default 30s, at most 5m.
+	ClockSkew envDuration `yaml:"clock_skew"`
+	// ExpiryGrace lets a session outlive its token. Default 0: the session
+	// ends when the token expires.
+	ExpiryGrace envDuration `yaml:"expiry_grace"`
+	// MaxTokenSize is the longest token accepted. Default 16KiB.
+	MaxTokenSize envSize `yaml:"max_token_size"`
+	// OAuthBearer is auto (default: when the client asks with
+	// pgwarden.auth=oauthbearer), always or never.
+	OAuthBearer envString `yaml:"oauth_bearer"`
+	// Claims names the claims that hold the identity.
+	Claims claimsConfig `yaml:"claims"`
+	// Introspection checks tokens with the IdP (RFC 7662) at login and
+	// periodically.
+	Introspection *introspectionConfig `yaml:"introspection"`
+}
+
+// claimsConfig maps onto auth.ClaimNames (dotted paths reach nested claims).
+type claimsConfig struct {
+	Subject envString `yaml:"subject"` // default sub
+	Name    envString `yaml:"name"`    // default name
+	Email   envString `yaml:"email"`   // default email
+	Groups  envString `yaml:"groups"`  // default groups
+}
+
+// introspectionConfig maps onto auth.Introspection.
+type introspectionConfig struct {
+	// URL defaults to the endpoint the issuer's discovery document names.
+	URL          envString   `yaml:"url"`
+	ClientID     envString   `yaml:"client_id"`
+	ClientSecret envSecret   `yaml:"client_secret"`
+	Interval     envDuration `yaml:"interval"` // default 1m
+}
+
+// clientCertsConfig maps onto auth.ClientCertConfig; it needs the tls
+// section.
+type clientCertsConfig struct {
+	// CA is a PEM bundle of the authorities that issue client
+	// certificates. Required. Relative to the config file.
+	CA envString `yaml:"ca"`
+	// Subject is "" (SPIFFE ID, else common name), spiffe or cn.
+	Subject envString `yaml:"subject"`
+	// TrustDomains limit the accepted SPIFFE trust domains.
+	TrustDomains []envString `yaml:"trust_domains"`
+	// GroupsFromOU makes the certificate's OUs the identity's groups.
+	GroupsFromOU envBool `yaml:"groups_from_ou"`
+}
+
+// samlConfig maps onto auth.SAMLConfig.
+type samlConfig struct {
+	// IdPMetadata is the IdP's metadata XML file. Required. Relative to the
+	// config file.
+	IdPMetadata envString `yaml:"idp_metadata"`
+	// Audience is this gateway's SAML entity id. Required.
+	Audience envString `yaml:"audience"`
+	// Recipient is the assertion's expected recipient; default Audience.
+	Recipient envString `yaml:"recipient"`
+	// Attributes name the SAML attributes that hold the identity.
+	Attributes claimsConfig `yaml:"attributes"`
+	// ClockSkew default 1m.
+	ClockSkew envDuration `yaml:"clock_skew"`
 }
 
 // credentialsConfig is the database credential section.
@@ -202,6 +283,12 @@ func (c *config) complete(dir string) {
 		resolve(&c.TLS.Key)
 	}
 	resolve(&c.Upstream.CA)
+	if c.Auth.ClientCerts != nil {
+		resolve(&c.Auth.ClientCerts.CA)
+	}
+	if c.Auth.SAML != nil {
+		resolve(&c.Auth.SAML.IdPMetadata)
+	}
 	if c.Upstream.TLS == "" {
 		c.Upstream.TLS = upstreamTLSVerifyFull
 		if isLocalAddress(string(c.Upstream.Address)) {

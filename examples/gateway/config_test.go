@@ -283,7 +283,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "no users",
 			text: strings.Replace(minimal, "  users:\n    - {name: alice, password: alice-secret, groups: [analysts]}\n", "  users: []\n", 1),
-			want: []string{"line 4: auth.users: no users are configured"},
+			want: []string{"line 3: auth: no users, oidc, client_certs or saml are configured"},
 		},
 		{
 			name: "credential without password",

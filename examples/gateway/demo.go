@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/pgwarden/pgwarden/auth"
+	"github.com/pgwarden/pgwarden/internal/devidp"
 	"github.com/pgwarden/pgwarden/internal/pgtest"
 	"github.com/pgwarden/pgwarden/internal/testcert"
 	"github.com/pgwarden/pgwarden/proxy"
@@ -30,7 +31,15 @@ const (
 	demoUser       = "alice"    // the gateway user the person logs in as
 	demoGroup      = "analysts" // alice's group, which selects the credential
 	demoConfigFile = "pgwarden.yaml"
+	// demoTokenUser is the user name printed for token logins: with a
+	// token the identity comes from the token, and the name is a label
+	// (it must not be a static user's, whose logins use SCRAM).
+	demoTokenUser = "token"
 )
+
+// demoAgents is the nested-agent chain the demo's identity provider
+// delegates alice's access through.
+var demoAgents = []string{"ci-job", "agent", "sub-agent"}
 
 // demoCommand runs a throwaway PostgreSQL with sample data behind the
 // gateway until SIGINT or SIGTERM, then removes everything it created.
@@ -60,6 +69,9 @@ type demoEnv struct {
 	configFile    string
 	caFile        string
 	cluster       *pgtest.Cluster
+	idp           *devidp.Provider // the development identity provider
+	personToken   string           // files holding alice's token and her sub-agent's
+	agentToken    string
 	version       string // PostgreSQL's version, as "15.8"
 	alicePassword string // printed for the person to type; never logged
 	proxy         *proxy.Proxy
@@ -143,6 +155,9 @@ func setUpDemo(ctx context.Context, listen string, stderr io.Writer) (env *demoE
 	if env.alicePassword, err = randomPassword(); err != nil {
 		return env, err
 	}
+	if err := env.startIdentityProvider(ctx); err != nil {
+		return env, err
+	}
 	if err := env.writeConfig(listen, appPassword); err != nil {
 		return env, err
 	}
@@ -203,6 +218,9 @@ auth:
     - name: %s
       scram: %s
       groups: [%s]
+  oidc:                   # the demo's development identity provider
+    issuer: %s
+    audience: %s
 credentials:
   static:
     - user: demo_app
@@ -220,11 +238,15 @@ policy:
     - name: dangerous-functions
       functions: [dangerous]
       reason: File, program, large-object and administration functions are off limits.
+    - name: deep-agents-only-read
+      min_chain_depth: 3
+      writes: true
+      reason: Agents three or more hops away from a person may only read.
 log:
   level: info
   format: text
 `, yamlQuote(listen), yamlQuote(env.cluster.Addr()), demoUser, yamlQuote(verifier), demoGroup,
-		yamlQuote(appPassword), demoGroup)
+		yamlQuote(env.idp.Issuer()), yamlQuote(env.idp.Audience()), yamlQuote(appPassword), demoGroup)
 	return os.WriteFile(env.configFile, []byte(text), 0o600)
 }
 
@@ -244,6 +266,12 @@ func (env *demoEnv) printBanner(w io.Writer) {
 		env.version, net.JoinHostPort(host, port))
 	fmt.Fprintln(w, "Connect with:")
 	fmt.Fprintf(w, "  PGPASSWORD='%s' psql \"%s\"\n", env.alicePassword, shellDoubleQuoted(conninfo))
+	tokenInfo := strings.Replace(conninfo, " user="+demoUser+" ", " user="+demoTokenUser+" ", 1)
+	fmt.Fprintf(w, "Or with OIDC tokens minted by the demo's development identity provider at %s\n", env.idp.Issuer())
+	fmt.Fprintln(w, "(a development convenience, never for production; they expire in an hour). As alice:")
+	fmt.Fprintf(w, "  PGPASSWORD=\"$(cat %s)\" psql \"%s\"\n", env.personToken, shellDoubleQuoted(tokenInfo))
+	fmt.Fprintf(w, "As alice's nested agent, alice -> %s (the policy lets it only read):\n", strings.Join(demoAgents, " -> "))
+	fmt.Fprintf(w, "  PGPASSWORD=\"$(cat %s)\" psql \"%s\"\n", env.agentToken, shellDoubleQuoted(tokenInfo))
 	fmt.Fprintf(w, "Config: %s\n", env.configFile)
 	fmt.Fprintln(w, "Press Ctrl-C to stop; the database and all demo files are removed.")
 }
@@ -257,6 +285,9 @@ func (env *demoEnv) cleanUp() error {
 		if err := env.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if env.idp != nil {
+		env.idp.Close()
 	}
 	if env.cluster != nil {
 		errs = append(errs, env.cluster.Stop())
@@ -294,4 +325,33 @@ func conninfoValue(v string) string {
 // shell.
 func shellDoubleQuoted(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`, "`", "\\`").Replace(s)
+}
+
+// startIdentityProvider starts the development OpenID Provider on loopback
+// with alice and her agents, and writes two tokens into the demo
+// directory (mode 0600): alice's own, and the one her sub-agent holds after
+// the delegation chain alice -> ci-job -> agent -> sub-agent (RFC 8693
+// token exchange at each hop).
+func (env *demoEnv) startIdentityProvider(ctx context.Context) error {
+	cfg := devidp.Config{
+		Users: []devidp.User{{Subject: demoUser, Name: "Alice (demo)", Email: "alice@demo.invalid", Groups: []string{demoGroup}}},
+	}
+	for _, a := range demoAgents {
+		cfg.Clients = append(cfg.Clients, devidp.Client{ID: a, Name: a})
+	}
+	idp, err := devidp.Start(context.WithoutCancel(ctx), cfg)
+	if err != nil {
+		return fmt.Errorf("starting the development identity provider: %w", err)
+	}
+	env.idp = idp
+	tokens, err := idp.Chain(ctx, demoUser, demoAgents...)
+	if err != nil {
+		return fmt.Errorf("minting the demo tokens: %w", err)
+	}
+	env.personToken = filepath.Join(env.dir, "alice.jwt")
+	env.agentToken = filepath.Join(env.dir, "sub-agent.jwt")
+	if err := os.WriteFile(env.personToken, []byte(tokens[0]), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(env.agentToken, []byte(tokens[len(tokens)-1]), 0o600)
 }

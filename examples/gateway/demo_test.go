@@ -69,7 +69,7 @@ func TestDemo(t *testing.T) {
 	})
 	exited := startWatched(t, cmd, stdoutW)
 
-	lines := readBanner(t, stdout, 5, 45*time.Second)
+	lines := readBanner(t, stdout, 10, 45*time.Second)
 	m := bannerRE.FindStringSubmatch(lines[0])
 	if m == nil {
 		t.Fatalf("first line %q does not match %s", lines[0], bannerRE)
@@ -86,11 +86,21 @@ func TestDemo(t *testing.T) {
 	if p[3] != port {
 		t.Errorf("psql port %s, banner port %s", p[3], port)
 	}
-	if want := "Config: " + filepath.Join(demoDir, "pgwarden.yaml"); lines[3] != want {
-		t.Errorf("config line = %q, want %q", lines[3], want)
+	if !strings.HasPrefix(lines[3], "Or with OIDC tokens minted by the demo's development identity provider at http://127.0.0.1:") ||
+		!strings.Contains(lines[4], "never for production") {
+		t.Errorf("token lines = %q, %q", lines[3], lines[4])
 	}
-	if want := "Press Ctrl-C to stop; the database and all demo files are removed."; lines[4] != want {
-		t.Errorf("last line = %q, want %q", lines[4], want)
+	tokenRE := regexp.MustCompile(`^  PGPASSWORD="\$\(cat (\S+)\)" psql "host=127\.0\.0\.1 port=(\d+) dbname=demo user=token sslmode=verify-full sslrootcert=\S+/ca\.crt"$`)
+	for _, i := range []int{5, 7} {
+		if m := tokenRE.FindStringSubmatch(lines[i]); m == nil || m[2] != port || filepath.Dir(m[1]) != demoDir {
+			t.Errorf("token command %q does not match %s", lines[i], tokenRE)
+		}
+	}
+	if want := "Config: " + filepath.Join(demoDir, "pgwarden.yaml"); lines[8] != want {
+		t.Errorf("config line = %q, want %q", lines[8], want)
+	}
+	if want := "Press Ctrl-C to stop; the database and all demo files are removed."; lines[9] != want {
+		t.Errorf("last line = %q, want %q", lines[9], want)
 	}
 	configText, err := os.ReadFile(filepath.Join(demoDir, "pgwarden.yaml"))
 	if err != nil {
@@ -108,6 +118,17 @@ func TestDemo(t *testing.T) {
 	out, err := psql.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "10" {
 		t.Fatalf("psql: %v, output %q; want 10", err, out)
+	}
+
+	// The printed token commands: alice's own token, and her sub-agent's
+	// after the delegation chain; the database sees who, through whom.
+	out, err = exec.CommandContext(ctx, "sh", "-c", lines[5]+` -X -At -c "select current_setting('pgwarden.subject') || ' ' || application_name from pg_stat_activity where pid = pg_backend_pid()"`).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "alice pgwarden:alice | psql" {
+		t.Errorf("psql with alice's token: %v, output %q", err, out)
+	}
+	out, err = exec.CommandContext(ctx, "sh", "-c", lines[7]+` -X -At -c "select pg_catalog.json_array_length(current_setting('pgwarden.chain')::json)" -c "insert into orders (user_id, amount) values (1, 1)"`).CombinedOutput()
+	if !strings.HasPrefix(string(out), "4\n") || !strings.Contains(string(out), "deep-agents-only-read") {
+		t.Errorf("psql with the sub-agent's token: %v, output %q; want a 4-entry chain and the insert refused", err, out)
 	}
 
 	// The extended protocol, through pgx with the printed parameters.

@@ -125,10 +125,13 @@ func (c *config) validateUpstream(v *validator) {
 
 func (c *config) validateAuth(v *validator) {
 	users := keyPath("auth.users")
-	if len(c.Auth.Users) == 0 {
-		v.fail(users, "no users are configured, so nobody could log in")
+	if len(c.Auth.Users) == 0 && c.Auth.OIDC == nil && c.Auth.ClientCerts == nil && c.Auth.SAML == nil {
+		v.fail("auth", "no users, oidc, client_certs or saml are configured, so nobody could log in")
 		return
 	}
+	c.validateOIDC(v)
+	c.validateClientCerts(v)
+	c.validateSAML(v)
 	first := map[string]int{}
 	for i, u := range c.Auth.Users {
 		p := users.index(i)
