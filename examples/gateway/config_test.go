@@ -580,6 +580,7 @@ func TestExampleConfig(t *testing.T) {
 	t.Setenv("APP_RO_PASSWORD", "app-ro-secret")
 	t.Setenv("APP_OPS_PASSWORD", "app-ops-secret")
 	t.Setenv("BOB_PASSWORD", "bob-secret")
+	t.Setenv("IDP_INTROSPECTION_SECRET", "introspection-secret")
 	cfg, err := loadConfig("pgwarden.example.yaml")
 	if err != nil {
 		t.Fatal(err)
