@@ -7,6 +7,7 @@ BIN      := bin/pgwarden
 FUZZ_WIRE  ?= 300000x
 FUZZ_RELAY ?= 40000x
 FUZZ_SQL   ?= 20000x
+FUZZ_AUTH  ?= 20000x
 
 .PHONY: build demo test check unit fuzz bench deps clean
 
@@ -36,6 +37,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzClientMessages$$' -fuzztime $(FUZZ_RELAY) ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzServerMessages$$' -fuzztime $(FUZZ_RELAY) ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzAnalyze$$' -fuzztime $(FUZZ_SQL) ./internal/analysis
+	$(GO) test -run '^$$' -fuzz '^FuzzParseOAuthBearer$$' -fuzztime $(FUZZ_WIRE) ./auth
+	$(GO) test -run '^$$' -fuzz '^FuzzOIDCToken$$' -fuzztime $(FUZZ_AUTH) ./auth
+	$(GO) test -run '^$$' -fuzz '^FuzzSAMLPassword$$' -fuzztime $(FUZZ_AUTH) ./auth
 
 ## bench: pgbench -S direct, through pgwarden and through pgbouncer, in one run
 bench: deps build

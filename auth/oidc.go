@@ -193,23 +193,17 @@ func NewOIDC(cfg OIDCConfig) (*OIDC, error) {
 // Authenticate gets the token from the client (as a password, or with SASL
 // OAUTHBEARER; see OIDCConfig.OAuthBearer) and verifies it.
 func (o *OIDC) Authenticate(ctx context.Context, req *Request) (session.Identity, error) {
-	var (
-		token  session.Secret
-		method = oidcMethodPassword
-		err    error
-	)
 	if o.offersOAuthBearer(req) {
-		method = oidcMethodOAuthBearer
 		return o.oauthBearer(ctx, req)
 	}
-	token, err = req.Client.CleartextPassword(ctx)
+	token, err := req.Client.CleartextPassword(ctx)
 	if err != nil {
 		return session.Identity{}, err
 	}
 	if !looksLikeJWT(token.Reveal()) {
 		return session.Identity{}, fmt.Errorf("%w: the password is not a token", ErrNotApplicable)
 	}
-	return o.login(ctx, req, token, method)
+	return o.login(ctx, req, token, oidcMethodPassword)
 }
 
 func (o *OIDC) offersOAuthBearer(req *Request) bool {

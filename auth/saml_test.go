@@ -88,7 +88,7 @@ func (p samlSPs) GetServiceProvider(_ *http.Request, id string) (*saml.EntityDes
 // newSAMLIdP returns a crewjam/saml IdP with entity ID entityID, signing
 // with key pair keyIndex of samlKeys, that knows the gateway (samlAudience)
 // and another service provider.
-func newSAMLIdP(t *testing.T, entityID string, keyIndex int) *saml.IdentityProvider {
+func newSAMLIdP(t testing.TB, entityID string, keyIndex int) *saml.IdentityProvider {
 	t.Helper()
 	pairs, err := samlKeys()
 	if err != nil {
@@ -118,7 +118,7 @@ func newSAMLIdP(t *testing.T, entityID string, keyIndex int) *saml.IdentityProvi
 }
 
 // samlMetadata returns the IdP's metadata XML.
-func samlMetadata(t *testing.T, idp *saml.IdentityProvider) []byte {
+func samlMetadata(t testing.TB, idp *saml.IdentityProvider) []byte {
 	t.Helper()
 	b, err := xml.Marshal(idp.Metadata())
 	if err != nil {
@@ -146,7 +146,7 @@ func samlAlice() *saml.Session {
 // samlIssue has idp make an IdP-initiated assertion for sp about sess
 // (changed by mutate before it is signed) and returns the signed Response
 // carrying it, the signed assertion alone, and the assertion unsigned.
-func samlIssue(t *testing.T, idp *saml.IdentityProvider, sp string, sess *saml.Session, mutate func(*saml.Assertion)) (response, assertion, unsigned []byte) {
+func samlIssue(t testing.TB, idp *saml.IdentityProvider, sp string, sess *saml.Session, mutate func(*saml.Assertion)) (response, assertion, unsigned []byte) {
 	t.Helper()
 	req, err := idp.NewIdpInitiatedRequest(httptest.NewRequest("GET", "https://idp.example.com/login", nil), sp, "")
 	if err != nil {
@@ -170,7 +170,7 @@ func samlIssue(t *testing.T, idp *saml.IdentityProvider, sp string, sess *saml.S
 	return response, assertion, unsigned
 }
 
-func samlElementBytes(t *testing.T, el *etree.Element) []byte {
+func samlElementBytes(t testing.TB, el *etree.Element) []byte {
 	t.Helper()
 	doc := etree.NewDocument()
 	doc.SetRoot(el)
@@ -181,7 +181,7 @@ func samlElementBytes(t *testing.T, el *etree.Element) []byte {
 	return b
 }
 
-func samlParse(t *testing.T, b []byte) *etree.Document {
+func samlParse(t testing.TB, b []byte) *etree.Document {
 	t.Helper()
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(b); err != nil {
@@ -190,7 +190,7 @@ func samlParse(t *testing.T, b []byte) *etree.Document {
 	return doc
 }
 
-func samlReplace(t *testing.T, b []byte, old, new string) []byte {
+func samlReplace(t testing.TB, b []byte, old, new string) []byte {
 	t.Helper()
 	if !strings.Contains(string(b), old) {
 		t.Fatalf("%q is not in the XML", old)
@@ -221,7 +221,7 @@ func (c *samlClient) SASLFinal(context.Context, []byte) error { return errors.Ne
 func (c *samlClient) TLSServerEndPoint() []byte               { return nil }
 
 // newSAMLAuth builds the gateway's authenticator trusting idp, at now.
-func newSAMLAuth(t *testing.T, idp *saml.IdentityProvider, now time.Time, change func(*auth.SAMLConfig)) *auth.SAML {
+func newSAMLAuth(t testing.TB, idp *saml.IdentityProvider, now time.Time, change func(*auth.SAMLConfig)) *auth.SAML {
 	t.Helper()
 	cfg := auth.SAMLConfig{
 		IdPMetadata: samlMetadata(t, idp),
