@@ -35,9 +35,10 @@ type keySet struct {
 
 	mu       sync.Mutex
 	keys     []jose.JSONWebKey
-	fetched  time.Time // last successful fetch
-	tried    time.Time // last attempt
-	inFlight chan struct{}
+	fetched  time.Time     // last successful fetch
+	tried    time.Time     // last attempt
+	lastErr  error         // of the last attempt
+	inFlight chan struct{} // closed when the fetch under way ends
 }
 
 var errUnknownKey = errors.New("the token's signing key is not in the issuer's key set")
@@ -95,49 +96,54 @@ func verifyWith(jws *jose.JSONWebSignature, hdr jose.Header, keys []jose.JSONWeb
 	return nil, false, nil
 }
 
-// current returns the cached keys, fetching them when there are none, when
-// they are older than maxAge, or when refresh is set and the last attempt is
-// older than minRefresh. A failed fetch keeps the keys it had.
+// current returns the cached keys. It fetches the set when there are no
+// keys, when they are older than maxAge, or when refresh is set (a token
+// named a key the cache does not know), but never more than once per
+// minRefresh, whatever the outcome of the last attempt: a failing IdP or
+// made-up key ids cannot turn logins into a flood of requests. A failed
+// fetch keeps the keys it had. The fetch runs on its own context, so a
+// client that gives up does not make it fail for the others; callers stop
+// waiting when their ctx ends.
 func (ks *keySet) current(ctx context.Context, refresh bool) ([]jose.JSONWebKey, error) {
-	for {
-		ks.mu.Lock()
-		now := ks.now()
-		stale := ks.keys == nil || now.Sub(ks.fetched) >= ks.maxAge
-		due := stale || (refresh && now.Sub(ks.tried) >= ks.minRefresh)
-		if !due {
-			keys := ks.keys
-			ks.mu.Unlock()
-			return keys, nil
-		}
-		if wait := ks.inFlight; wait != nil {
-			ks.mu.Unlock()
-			select {
-			case <-wait:
-				refresh = false // someone just fetched
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-		done := make(chan struct{})
-		ks.inFlight, ks.tried = done, now
-		ks.mu.Unlock()
-
-		keys, err := ks.fetch(ctx)
-
-		ks.mu.Lock()
-		ks.inFlight = nil
-		if err == nil {
-			ks.keys, ks.fetched = keys, ks.now()
-		}
-		have := ks.keys
-		ks.mu.Unlock()
-		close(done)
-		if have == nil {
-			return nil, fmt.Errorf("fetching the issuer's keys: %w", err)
-		}
-		return have, nil
+	ks.mu.Lock()
+	now := ks.now()
+	need := ks.keys == nil || now.Sub(ks.fetched) >= ks.maxAge || refresh
+	wait := ks.inFlight
+	if need && wait == nil && (ks.tried.IsZero() || now.Sub(ks.tried) >= ks.minRefresh) {
+		wait = make(chan struct{})
+		ks.inFlight, ks.tried = wait, now
+		go ks.refresh(ctx, wait)
 	}
+	ks.mu.Unlock()
+	if need && wait != nil {
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if ks.keys == nil {
+		return nil, fmt.Errorf("fetching the issuer's keys: %w", ks.lastErr)
+	}
+	return ks.keys, nil
+}
+
+// refresh fetches the key set and closes done.
+func (ks *keySet) refresh(ctx context.Context, done chan struct{}) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), idpTimeout)
+	defer cancel()
+	keys, err := ks.fetch(fctx)
+	ks.mu.Lock()
+	if err == nil {
+		ks.keys, ks.fetched, ks.lastErr = keys, ks.now(), nil
+	} else {
+		ks.lastErr = err
+	}
+	ks.inFlight = nil
+	ks.mu.Unlock()
+	close(done)
 }
 
 // fetch downloads the key set and keeps the public signing keys of the

@@ -91,10 +91,14 @@ func parseOAuthBearer(msg []byte) (string, error) {
 		return bad("invalid GS2 header")
 	}
 	s = s[i+1:]
-	if !strings.HasPrefix(s, "\x01") || !strings.HasSuffix(s, "\x01\x01") || len(s) < 2 {
+	// %x01 [pairs, each ending with %x01] %x01: "\x01\x01" has no pairs.
+	if len(s) < 2 || !strings.HasPrefix(s, "\x01") || !strings.HasSuffix(s, "\x01\x01") {
 		return bad("missing separators")
 	}
-	body := s[1 : len(s)-2]
+	body := ""
+	if len(s) > 2 {
+		body = s[1 : len(s)-2]
+	}
 	var auth string
 	seen := false
 	if body != "" {

@@ -26,6 +26,7 @@ const (
 	jwksMinRefresh        = 10 * time.Second
 	jwksMaxAge            = time.Hour
 	discoveryRetry        = 5 * time.Second
+	idpTimeout            = 15 * time.Second
 	oidcMethodPassword    = "oidc"
 	oidcMethodOAuthBearer = "oauthbearer"
 )
@@ -49,8 +50,10 @@ type OIDCConfig struct {
 	// refused when the authenticator is built: a verifier that accepts HMAC
 	// can be fooled with a token "signed" with the IdP's public key.
 	Algorithms []string
-	// ClockSkew is the tolerance on "exp", "nbf" and "iat" for clocks that
-	// disagree. Zero means DefaultClockSkew; at most MaxClockSkew.
+	// ClockSkew is the tolerance on "nbf" and "iat", for an IdP whose clock
+	// runs ahead of the gateway's. Zero means DefaultClockSkew; at most
+	// MaxClockSkew. "exp" gets no tolerance: a token is refused from its
+	// expiry on, and its sessions end then (see ExpiryGrace).
 	ClockSkew time.Duration
 	// ExpiryGrace lets a session outlive its token by this much: the
 	// session ends at "exp" + ExpiryGrace. Zero ends it at "exp". A token
@@ -269,7 +272,7 @@ func (o *OIDC) Verify(ctx context.Context, token session.Secret) (session.Identi
 	switch {
 	case times.Exp == nil:
 		return session.Identity{}, fmt.Errorf("%w: token has no expiry", ErrInvalidCredentials)
-	case !now.Before(unixTime(*times.Exp).Add(skew)):
+	case !now.Before(unixTime(*times.Exp)):
 		return session.Identity{}, fmt.Errorf("%w: token expired at %s", ErrInvalidCredentials, unixTime(*times.Exp).UTC().Format(time.RFC3339))
 	case times.Nbf != nil && now.Add(skew).Before(unixTime(*times.Nbf)):
 		return session.Identity{}, fmt.Errorf("%w: token not valid before %s", ErrInvalidCredentials, unixTime(*times.Nbf).UTC().Format(time.RFC3339))
@@ -300,7 +303,11 @@ func (o *OIDC) verifierFor(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 		return nil, fmt.Errorf("auth: OIDC discovery at %s failed: %w", o.cfg.Issuer, o.lastErr)
 	}
 	o.lastTry = o.now()
-	p, err := oidc.NewProvider(oidc.ClientContext(ctx, o.http), o.cfg.Issuer)
+	// Not the login's context: a client that gives up must not make
+	// discovery fail for everyone until the next retry.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), idpTimeout)
+	defer cancel()
+	p, err := oidc.NewProvider(oidc.ClientContext(dctx, o.http), o.cfg.Issuer)
 	if err != nil {
 		o.lastErr = err
 		return nil, fmt.Errorf("auth: OIDC discovery at %s failed: %w", o.cfg.Issuer, err)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -221,7 +222,7 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 	conv := &conversation{cc: cc}
 	areq := &auth.Request{User: req.user, Database: req.database, Params: req.params,
 		ClientAddr: cc.raw.RemoteAddr().String(), TLS: cc.tls, Method: req.authMethod, Client: conv}
-	id, err := p.Authenticator.Authenticate(ctx, areq)
+	id, err := authenticate(ctx, p.Authenticator, areq)
 	if err != nil {
 		return nil, cc.authFailure(req, err)
 	}
@@ -363,4 +364,16 @@ func (p *Proxy) unadmit() {
 	p.mu.Lock()
 	p.active--
 	p.mu.Unlock()
+}
+
+// authenticate calls the Authenticator, turning a panic in it (it runs on
+// bytes from an unauthenticated client) into a refused login rather than a
+// crashed gateway.
+func authenticate(ctx context.Context, a auth.Authenticator, req *auth.Request) (id session.Identity, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			id, err = session.Identity{}, fmt.Errorf("the authenticator panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return a.Authenticate(ctx, req)
 }
