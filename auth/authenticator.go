@@ -91,7 +91,9 @@ type Conversation interface {
 
 	// SASLStart offers the SASL mechanisms (AuthenticationSASL) and returns
 	// the mechanism the client chose, which is one of mechanisms, and its
-	// initial response (possibly empty).
+	// initial response (possibly empty). Offering OAUTHBEARER, whose bearer
+	// token travels in clear, follows the rule of CleartextPassword: without
+	// TLS it fails with ErrCleartextRefused unless the host allowed it.
 	SASLStart(ctx context.Context, mechanisms []string) (mechanism string, initial []byte, err error)
 	// SASLContinue sends a challenge (AuthenticationSASLContinue) and returns
 	// the client's response.

@@ -70,6 +70,10 @@ func (c *conversation) SASLStart(ctx context.Context, mechanisms []string) (stri
 	if c.mechs != nil {
 		return "", nil, fmt.Errorf("%w: SASL exchange already started", auth.ErrExchange)
 	}
+	if slices.Contains(mechanisms, "OAUTHBEARER") && c.cc.tls == nil && !c.cc.p.AllowCleartextPasswordWithoutTLS {
+		// A bearer token is a cleartext secret (RFC 7628 §5).
+		return "", nil, auth.ErrCleartextRefused
+	}
 	c.mechs = slices.Clone(mechanisms)
 	if err := c.sendMsg(&pgproto3.AuthenticationSASL{AuthMechanisms: mechanisms}); err != nil {
 		return "", nil, err

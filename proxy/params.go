@@ -8,6 +8,7 @@ import (
 	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/internal/judge"
 	"github.com/pgwarden/pgwarden/internal/wire"
+	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/session"
 )
 
@@ -116,6 +117,15 @@ func checkStartup(st *wire.Startup, allowed []string) (*startupRequest, *session
 					Hint:    "Use UTF8."}
 			}
 			req.params[canonical] = value
+		}
+	}
+	if opts, ok := req.params["options"]; ok {
+		// -c pgwarden.x=y in options reaches the server like a parameter.
+		for _, set := range policy.StartupSettings(&session.Info{Params: map[string]string{"options": opts}}) {
+			if judge.IdentitySetting(set.Name) && set.Name != "application_name" {
+				return nil, pgError(session.CodeInsufficientPrivilege,
+					fmt.Sprintf("startup options set %q, which is reserved: the gateway sets it to the session's identity", set.Name))
+			}
 		}
 	}
 	if req.user == "" {
