@@ -4,7 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -73,25 +72,5 @@ func (a *Authority) IssueClient(opts ClientOptions) (*Leaf, error) {
 		URIs:                  uris,
 		EmailAddresses:        opts.Emails,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, key.Public(), a.Key)
-	if err != nil {
-		return nil, fmt.Errorf("testcert: sign client certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("testcert: parse client certificate: %w", err)
-	}
-	keyPEM, err := encodeKeyPEM(key)
-	if err != nil {
-		return nil, err
-	}
-	return &Leaf{
-		CertPEM: encodeCertPEM(der),
-		KeyPEM:  keyPEM,
-		Certificate: tls.Certificate{
-			Certificate: [][]byte{der},
-			PrivateKey:  key,
-			Leaf:        cert,
-		},
-	}, nil
+	return a.sign(tmpl, key, "client")
 }

@@ -1,6 +1,7 @@
 package testcert
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -69,13 +70,19 @@ func (a *Authority) Issue(commonName string, hosts ...string) (*Leaf, error) {
 		DNSNames:              dnsNames,
 		IPAddresses:           ips,
 	}
+	return a.sign(tmpl, key, "leaf")
+}
+
+// sign has the authority sign tmpl for key's public half and returns the
+// certificate with its key; what names the certificate in errors.
+func (a *Authority) sign(tmpl *x509.Certificate, key crypto.Signer, what string) (*Leaf, error) {
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, key.Public(), a.Key)
 	if err != nil {
-		return nil, fmt.Errorf("testcert: sign leaf certificate: %w", err)
+		return nil, fmt.Errorf("testcert: sign %s certificate: %w", what, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("testcert: parse leaf certificate: %w", err)
+		return nil, fmt.Errorf("testcert: parse %s certificate: %w", what, err)
 	}
 	keyPEM, err := encodeKeyPEM(key)
 	if err != nil {
