@@ -45,7 +45,7 @@ var errUnknownKey = errors.New("the token's signing key is not in the issuer's k
 
 // VerifySignature verifies the JWS and returns its payload.
 func (ks *keySet) VerifySignature(ctx context.Context, token string) ([]byte, error) {
-	jws, err := jose.ParseSigned(token, ks.algs)
+	jws, err := jose.ParseSignedCompact(token, ks.algs)
 	if err != nil {
 		return nil, fmt.Errorf("malformed token: %w", err)
 	}
