@@ -14,15 +14,12 @@ import (
 
 	"github.com/xdg-go/scram"
 
+	"github.com/pgwarden/pgwarden/internal/scramhash"
 	"github.com/pgwarden/pgwarden/session"
 )
 
 // StaticIssuer is the Issuer of identities that Static authenticates.
 const StaticIssuer = "static"
-
-// scramIterations is the PBKDF2 iteration count for passwords given in
-// clear, PostgreSQL's default (scram_iterations).
-const scramIterations = 4096
 
 // User is one user of a Static authenticator. Give either Password or
 // Verifier.
@@ -138,7 +135,7 @@ func (s *Static) mockCredentials(name string) scram.StoredCredentials {
 		return m.Sum(nil)
 	}
 	return scram.StoredCredentials{
-		KeyFactors: scram.KeyFactors{Salt: string(derive("salt")[:16]), Iters: scramIterations},
+		KeyFactors: scram.KeyFactors{Salt: string(derive("salt")[:16]), Iters: scramhash.Iterations},
 		StoredKey:  derive("stored"),
 		ServerKey:  derive("server"),
 	}
@@ -199,22 +196,9 @@ func runSCRAM(ctx context.Context, c Conversation, cred scram.StoredCredentials)
 	return mech, nil
 }
 
-// storedCredentials derives a SCRAM-SHA-256 verifier from a password, with a
-// random salt, normalising the password with SASLprep as PostgreSQL does
-// (and using it as is when SASLprep rejects it, as PostgreSQL does too).
+// storedCredentials derives a SCRAM-SHA-256 verifier from a password.
 func storedCredentials(password session.Secret) (scram.StoredCredentials, error) {
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
-		return scram.StoredCredentials{}, err
-	}
-	client, err := scram.SHA256.NewClient("", password.Reveal(), "")
-	if err != nil {
-		client, err = scram.SHA256.NewClientUnprepped("", password.Reveal(), "")
-		if err != nil {
-			return scram.StoredCredentials{}, errors.New("password cannot be used with SCRAM")
-		}
-	}
-	return client.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: scramIterations})
+	return scramhash.Credentials(password.Reveal())
 }
 
 // parseVerifier parses a SCRAM-SHA-256 verifier in PostgreSQL's format
@@ -257,11 +241,5 @@ func parseVerifier(v string) (scram.StoredCredentials, error) {
 // salt, in PostgreSQL's pg_authid format. Put it in User.Verifier (or the
 // example gateway's `scram:` key) to keep passwords out of configuration.
 func Verifier(password session.Secret) (string, error) {
-	cred, err := storedCredentials(password)
-	if err != nil {
-		return "", err
-	}
-	enc := base64.StdEncoding.EncodeToString
-	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", cred.Iters, enc([]byte(cred.Salt)),
-		enc(cred.StoredKey), enc(cred.ServerKey)), nil
+	return scramhash.Verifier(password.Reveal())
 }
