@@ -36,6 +36,9 @@ type Credential struct {
 	// Release, when not nil, is called once when the session that used the
 	// credential ends (for example to end a lease). Its error is logged.
 	Release func(ctx context.Context) error
+	// Lease, when not empty, names the lease the credential belongs to (a
+	// Dynamic store's role name), for recordings and access reviews.
+	Lease string
 }
 
 // ErrNoCredential means the store has no credential for the session's

@@ -273,7 +273,7 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 			}
 		}
 	}
-	info.UpstreamUser = cred.User
+	info.UpstreamUser, info.Lease = cred.User, cred.Lease
 
 	var setup policy.Setup
 	if p.Policy != nil {

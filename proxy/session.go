@@ -78,6 +78,9 @@ type clientSession struct {
 	reason   session.EndReason
 	endFatal *session.Error
 	expiry   *time.Timer
+	// credentialExpired: the expiry timer is the credential's, not the
+	// identity's.
+	credentialExpired bool
 
 	cred    credstore.Credential
 	release func()
@@ -161,6 +164,7 @@ func (s *clientSession) start(ctx context.Context, raw net.Conn) *session.Error 
 	s.p.registerLocked(s)
 	delete(s.p.conns, raw)
 	s.p.mu.Unlock()
+	s.recordCredential(session.CredentialIssued)
 
 	buf, _ := (&pgproto3.AuthenticationOk{}).Encode(nil)
 	for name, value := range s.up.params {
@@ -184,8 +188,10 @@ func (s *clientSession) start(ctx context.Context, raw net.Conn) *session.Error 
 func (s *clientSession) run() {
 	if at := s.expiresAt(); !at.IsZero() {
 		msg := "terminating connection because its database credential expired"
+		s.credentialExpired = true
 		if at.Equal(s.info.Identity.ExpiresAt) {
 			msg = fmt.Sprintf("terminating connection because its identity's %s expired", proofName(s.info.Identity.Method))
+			s.credentialExpired = false
 		}
 		s.expiry = time.AfterFunc(time.Until(at), func() {
 			s.end(session.EndExpired, pgError(session.CodeInvalidAuthorization, msg))
@@ -281,6 +287,14 @@ func (s *clientSession) finish() {
 	s.drainAndClose()
 	s.p.unregister(s)
 	s.release()
+	switch {
+	case s.reason == session.EndRevoked:
+		s.recordCredential(session.CredentialRevoked)
+	case s.reason == session.EndExpired && s.credentialExpired:
+		s.recordCredential(session.CredentialExpired)
+	default:
+		s.recordCredential(session.CredentialReleased)
+	}
 	ev := session.EndEvent{Reason: s.reason, Statements: s.seq.Load()}
 	if s.endFatal != nil {
 		ev.ErrorCode, ev.Message = s.endFatal.Code, s.endFatal.Message
@@ -391,5 +405,24 @@ func (s *clientSession) recheck(rc auth.Recheck) {
 				fmt.Sprintf("terminating connection because the gateway could not re-validate its %s with the identity provider", proofName(s.info.Identity.Method))))
 		}
 		return
+	}
+}
+
+// recordCredential records a credential lifecycle event (best effort at
+// the end: the session is over either way).
+func (s *clientSession) recordCredential(action session.CredentialAction) {
+	if !s.recording {
+		return
+	}
+	ev := session.Event{Kind: session.KindCredential, SessionID: s.info.ID, Time: time.Now(),
+		Credential: &session.CredentialEvent{Action: action, User: s.cred.User, Lease: s.cred.Lease, ExpiresAt: s.cred.ExpiresAt}}
+	if action == session.CredentialIssued {
+		s.record(ev)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.rec.Record(ctx, ev); err != nil {
+		s.log.Error("pgwarden: recording the credential's end failed", "err", err)
 	}
 }

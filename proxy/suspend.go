@@ -11,11 +11,17 @@ import (
 // suspensionKey names one party of a delegation chain.
 type suspensionKey struct{ issuer, subject string }
 
-// suspension keeps a party out until a time.
+// suspension keeps a party out until a time, or until lifted when it is
+// a revocation.
 type suspension struct {
-	until time.Time
-	rule  string
+	until   time.Time
+	rule    string
+	revoked bool   // by Revoke: no end time
+	reason  string // given to Revoke
 }
+
+// inForce reports whether s keeps its party out at now.
+func (s suspension) inForce(now time.Time) bool { return s.revoked || now.Before(s.until) }
 
 // Suspension is a party kept out of the gateway by a Terminate decision.
 type Suspension struct {
@@ -34,7 +40,7 @@ func (p *Proxy) Suspensions() []Suspension {
 	defer p.mu.Unlock()
 	var out []Suspension
 	for k, v := range p.suspended {
-		if now.Before(v.until) {
+		if !v.revoked && now.Before(v.until) {
 			out = append(out, Suspension{Issuer: k.issuer, Subject: k.subject, Until: v.until, Rule: v.rule})
 		}
 	}
@@ -47,9 +53,12 @@ func (p *Proxy) LiftSuspension(issuer, subject string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k := suspensionKey{issuer, subject}
-	_, ok := p.suspended[k]
+	v, ok := p.suspended[k]
+	if !ok || v.revoked {
+		return false
+	}
 	delete(p.suspended, k)
-	return ok
+	return true
 }
 
 // parties returns the identity's subject and every actor of its chain.
@@ -74,29 +83,44 @@ func (p *Proxy) suspend(id session.Identity, d time.Duration, rule string, endin
 		p.suspended = make(map[suspensionKey]suspension)
 	}
 	now := time.Now()
-	for k, v := range p.suspended {
-		if !now.Before(v.until) {
-			delete(p.suspended, k) // expired
-		}
-	}
+	p.pruneLocked(now)
 	for _, k := range keys {
-		if cur, ok := p.suspended[k]; !ok || cur.until.Before(until) {
+		if cur, ok := p.suspended[k]; !ok || (!cur.revoked && cur.until.Before(until)) {
 			p.suspended[k] = suspension{until: until, rule: rule}
 		}
 	}
 	p.mu.Unlock()
+	p.endInvolving(keys, ending, session.EndTerminated, &session.Error{Code: session.CodeInsufficientPrivilege,
+		Message: fmt.Sprintf("pgwarden: session terminated: its delegation chain was suspended by rule %q", rule)})
+}
+
+// pruneLocked forgets suspensions that ended.
+func (p *Proxy) pruneLocked(now time.Time) {
+	for k, v := range p.suspended {
+		if !v.inForce(now) {
+			delete(p.suspended, k)
+		}
+	}
+}
+
+// endInvolving ends the live sessions whose identity involves any of keys
+// (as subject or anywhere in the delegation chain), except except, and
+// returns how many it ended.
+func (p *Proxy) endInvolving(keys []suspensionKey, except *clientSession, reason session.EndReason, fatal *session.Error) int {
+	n := 0
 	for _, s := range p.liveSessions() {
-		if s == ending {
+		if s == except {
 			continue
 		}
 		for _, k := range keys {
 			if s.info.Identity.Involves(k.issuer, k.subject) {
-				s.end(session.EndTerminated, &session.Error{Code: session.CodeInsufficientPrivilege,
-					Message: fmt.Sprintf("pgwarden: session terminated: its delegation chain was suspended by rule %q", rule)})
+				s.end(reason, fatal)
+				n++
 				break
 			}
 		}
 	}
+	return n
 }
 
 // suspendedFor returns the suspension that keeps id out, if any.
@@ -109,15 +133,23 @@ func (p *Proxy) suspendedFor(id session.Identity) (suspension, bool) {
 func (p *Proxy) suspendedLocked(id session.Identity) (suspension, bool) {
 	now := time.Now()
 	for _, k := range parties(id) {
-		if v, ok := p.suspended[k]; ok && now.Before(v.until) {
+		if v, ok := p.suspended[k]; ok && v.inForce(now) {
+			return v, true
+		}
+		// A revocation without an issuer covers the subject in any issuer.
+		if v, ok := p.suspended[suspensionKey{"", k.subject}]; ok && v.inForce(now) {
 			return v, true
 		}
 	}
 	return suspension{}, false
 }
 
-// suspendedError is the login refusal of a suspended identity.
+// suspendedError is the login refusal of a suspended or revoked identity.
 func suspendedError(sus suspension) *session.Error {
+	if sus.revoked {
+		return &session.Error{Code: session.CodeInvalidAuthorization,
+			Message: "pgwarden: this identity, or a party of its delegation chain, is revoked", Detail: sus.reason}
+	}
 	return &session.Error{Code: session.CodeInvalidAuthorization,
 		Message: fmt.Sprintf("pgwarden: this identity is suspended until %s by rule %q", sus.until.UTC().Format(time.RFC3339), sus.rule)}
 }

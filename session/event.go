@@ -18,6 +18,10 @@ const (
 	KindResult EventKind = "result"
 	// KindSessionEnd: the session is over. Payload: End.
 	KindSessionEnd EventKind = "session.end"
+	// KindCredential: the session's database credential was issued (after
+	// session.start) or released, expired or revoked (before
+	// session.end). Payload: Credential.
+	KindCredential EventKind = "credential"
 )
 
 // Event is one thing that happened in a session. It is a plain value that
@@ -30,6 +34,31 @@ type Event struct {
 	Statement *StatementEvent `json:"statement,omitempty"`
 	Result    *ResultEvent    `json:"result,omitempty"`
 	End       *EndEvent       `json:"end,omitempty"`
+	// Credential is set for KindCredential.
+	Credential *CredentialEvent `json:"credential,omitempty"`
+}
+
+// CredentialAction says what happened to a session's credential.
+type CredentialAction string
+
+// What can happen to a credential.
+const (
+	CredentialIssued   CredentialAction = "issued"
+	CredentialReleased CredentialAction = "released"
+	CredentialExpired  CredentialAction = "expired"
+	CredentialRevoked  CredentialAction = "revoked"
+)
+
+// CredentialEvent is a credential lifecycle event. It names the role and
+// the lease, never a password.
+type CredentialEvent struct {
+	Action CredentialAction `json:"action"`
+	// User is the database role.
+	User string `json:"user"`
+	// Lease names the lease, for just-in-time credentials.
+	Lease string `json:"lease,omitempty"`
+	// ExpiresAt is when the credential expires (zero: never).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // StartEvent opens a session's record.
@@ -102,7 +131,7 @@ const (
 	EndRecorderFailed EndReason = "recorder-failed"
 	EndExpired        EndReason = "expired"
 	// EndRevoked: the identity's proof was revoked, or could not be
-	// re-validated.
+	// re-validated, or the identity was revoked at the gateway.
 	EndRevoked EndReason = "revoked"
 )
 

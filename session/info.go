@@ -34,6 +34,8 @@ type Info struct {
 	// UpstreamUser is the database role the gateway logged in as; empty
 	// until the credential is known.
 	UpstreamUser string
+	// Lease names the just-in-time credential's lease, if any.
+	Lease string
 	// StartedAt is when the client connected.
 	StartedAt time.Time
 }
