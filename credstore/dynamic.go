@@ -331,22 +331,38 @@ func (d *Dynamic) end(ctx context.Context, l Lease, reason string) error {
 	return errors.Join(errs...)
 }
 
-// reassign gives what the role owns in the session's database to the
-// admin role, and revokes what was granted to it there.
+// reassign gives what the role owns to the admin role, and revokes what
+// was granted to it, in every database where the catalog says it owns or
+// was granted something (usually none: then nothing is connected to).
 func (d *Dynamic) reassign(ctx context.Context, l Lease) error {
-	cc := d.admin.Copy()
-	cc.Database = l.Database
-	conn, err := pgx.ConnectConfig(ctx, cc)
+	rows, err := d.pool.Query(ctx, `SELECT DISTINCT d.datname FROM pg_catalog.pg_shdepend s
+		JOIN pg_catalog.pg_database d ON d.oid = s.dbid
+		WHERE s.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
+		AND s.refobjid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1)`, l.Role)
 	if err != nil {
-		return fmt.Errorf("connecting to %s to clean up: %w", l.Database, err)
+		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
 	ident := pgx.Identifier{l.Role}.Sanitize()
-	_, err = conn.Exec(ctx, "REASSIGN OWNED BY "+ident+" TO "+pgx.Identifier{d.me}.Sanitize()+"; DROP OWNED BY "+ident)
-	if isUndefinedRole(err) {
-		return nil
+	var errs []error
+	for _, db := range dbs {
+		cc := d.admin.Copy()
+		cc.Database = db
+		conn, err := pgx.ConnectConfig(ctx, cc)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("connecting to %s to clean up: %w", db, err))
+			continue
+		}
+		_, err = conn.Exec(ctx, "REASSIGN OWNED BY "+ident+" TO "+pgx.Identifier{d.me}.Sanitize()+"; DROP OWNED BY "+ident)
+		conn.Close(context.WithoutCancel(ctx))
+		if err != nil && !isUndefinedRole(err) {
+			errs = append(errs, fmt.Errorf("cleaning up in %s: %w", db, err))
+		}
 	}
-	return err
+	return errors.Join(errs...)
 }
 
 func isUndefinedRole(err error) bool {
