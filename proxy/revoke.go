@@ -67,3 +67,21 @@ func (p *Proxy) Revocations() []Revocation {
 	}
 	return out
 }
+
+// RevokeLease ends the session that uses the just-in-time credential lease
+// (session.Info.Lease) with FATAL 28000, which releases the credential (the
+// lease ends with it), and reports whether a session used it. The identity
+// is not revoked: it may log in again and gets a new lease.
+func (p *Proxy) RevokeLease(lease, reason string) bool {
+	if lease == "" {
+		return false
+	}
+	for _, s := range p.liveSessions() {
+		if s.info.Lease == lease {
+			s.end(session.EndRevoked, &session.Error{Code: session.CodeInvalidAuthorization,
+				Message: "pgwarden: session terminated: its database credential was revoked", Detail: reason})
+			return true
+		}
+	}
+	return false
+}
