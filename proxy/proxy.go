@@ -274,12 +274,16 @@ func (p *Proxy) idle() bool {
 	return len(p.conns) == 0 && len(p.sessions) == 0
 }
 
+// liveSessions returns the registered sessions that have not ended (an
+// ended session stays registered while it closes its connections).
 func (p *Proxy) liveSessions() []*clientSession {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]*clientSession, 0, len(p.sessions))
 	for _, s := range p.sessions {
-		out = append(out, s)
+		if s.ctx.Err() == nil {
+			out = append(out, s)
+		}
 	}
 	return out
 }

@@ -154,12 +154,16 @@ func (s *clientSession) start(ctx context.Context, raw net.Conn) *session.Error 
 	s.p.mu.Lock()
 	if s.p.closing.Load() {
 		s.p.mu.Unlock()
-		return pgError(session.CodeAdminShutdown, "terminating connection because the gateway is shutting down")
+		return s.refusedAfterStart(session.EndShutdown, pgError(session.CodeAdminShutdown, "terminating connection because the gateway is shutting down"))
 	}
 	if sus, ok := s.p.suspendedLocked(s.info.Identity); ok {
-		// Suspended while this session logged in.
+		// Suspended or revoked while this session logged in.
 		s.p.mu.Unlock()
-		return suspendedError(sus)
+		reason := session.EndTerminated
+		if sus.revoked {
+			reason = session.EndRevoked
+		}
+		return s.refusedAfterStart(reason, suspendedError(sus))
 	}
 	s.p.registerLocked(s)
 	delete(s.p.conns, raw)
@@ -181,6 +185,21 @@ func (s *clientSession) start(ctx context.Context, raw net.Conn) *session.Error 
 	}
 	s.log.Info("pgwarden: session started", "upstream_user", s.info.UpstreamUser)
 	return nil
+}
+
+// refusedAfterStart closes the record of a session refused after its start
+// was recorded, and returns fatal.
+func (s *clientSession) refusedAfterStart(reason session.EndReason, fatal *session.Error) *session.Error {
+	if s.recording {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ev := session.Event{Kind: session.KindSessionEnd, SessionID: s.info.ID, Time: time.Now(),
+			End: &session.EndEvent{Reason: reason, ErrorCode: fatal.Code, Message: fatal.Message}}
+		if err := s.rec.Record(ctx, ev); err != nil {
+			s.log.Error("pgwarden: recording the session end failed", "err", err)
+		}
+	}
+	return fatal
 }
 
 // run relays the session until it ends, then cleans up. It runs on the
