@@ -107,7 +107,8 @@ type Dynamic struct {
 	me     string // the admin role's name
 
 	mu     sync.Mutex
-	active map[string]Lease // issued by this process, not yet ended
+	active map[string]Lease  // issued by this process, not yet ended
+	failed map[string]string // leases whose end failed, with their end reason
 
 	stop chan struct{}
 	done chan struct{}
@@ -139,6 +140,9 @@ func NewDynamic(ctx context.Context, cfg DynamicConfig) (*Dynamic, error) {
 	}) != "" || cfg.Prefix[0] >= '0' && cfg.Prefix[0] <= '9' {
 		return nil, fmt.Errorf("credstore: role prefix must be lowercase letters, digits and underscores, starting with a letter, at most %d bytes", maxRolePrefix)
 	}
+	if strings.HasPrefix(cfg.Prefix, "pg_") {
+		return nil, errors.New(`credstore: role prefix cannot start with "pg_", which PostgreSQL reserves`)
+	}
 	if cfg.ConnectionLimit <= 0 {
 		cfg.ConnectionLimit = 1
 	}
@@ -162,7 +166,7 @@ func NewDynamic(ctx context.Context, cfg DynamicConfig) (*Dynamic, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credstore: admin connection: %w", err)
 	}
-	d := &Dynamic{cfg: cfg, pool: pool, admin: pc.ConnConfig, log: log, active: map[string]Lease{},
+	d := &Dynamic{cfg: cfg, pool: pool, admin: pc.ConnConfig, log: log, active: map[string]Lease{}, failed: map[string]string{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	fail := func(err error) (*Dynamic, error) {
 		pool.Close()
@@ -242,7 +246,18 @@ func (d *Dynamic) Credential(ctx context.Context, info *session.Info) (Credentia
 	id.Claims = session.Claims{}
 	l := Lease{Role: name, Gateway: d.cfg.GatewayID, Database: info.Database, Identity: id,
 		Templates: slices.Clone(tmpl.Roles), IssuedAt: now, ExpiresAt: now.Add(d.cfg.TTL)}
+	// Known to this process before it is in the store, so that a sweep
+	// never takes it for a leftover.
+	d.mu.Lock()
+	d.active[name] = l
+	d.mu.Unlock()
+	forget := func() {
+		d.mu.Lock()
+		delete(d.active, name)
+		d.mu.Unlock()
+	}
 	if err := d.leases.Put(ctx, l); err != nil {
+		forget()
 		return Credential{}, fmt.Errorf("credstore: recording the lease: %w", err)
 	}
 	members := make([]string, len(tmpl.Roles))
@@ -255,18 +270,29 @@ func (d *Dynamic) Credential(ctx context.Context, info *session.Info) (Credentia
 		pgx.Identifier{name}.Sanitize(), quoteLiteral(verifier), quoteLiteral(l.ExpiresAt.Format(time.RFC3339)),
 		d.cfg.ConnectionLimit, strings.Join(members, ", "), pgx.Identifier{d.me}.Sanitize())
 	if _, err := d.pool.Exec(ctx, sql); err != nil {
+		forget()
 		l.EndedAt, l.EndReason = time.Now().UTC(), "create-failed"
 		if perr := d.leases.Put(context.WithoutCancel(ctx), l); perr != nil {
 			d.log.Error("pgwarden: recording a failed lease", "role", name, "err", perr)
 		}
 		return Credential{}, fmt.Errorf("credstore: creating the session's role: %w", err)
 	}
-	d.mu.Lock()
-	d.active[name] = l
-	d.mu.Unlock()
 	d.log.Info("pgwarden: lease issued", "role", name, "subject", id.Subject, "templates", l.Templates, "expires", l.ExpiresAt)
 	return Credential{User: name, Password: session.NewSecret(password), ExpiresAt: l.ExpiresAt, Lease: name,
-		Release: func(ctx context.Context) error { return d.EndLease(ctx, name, "session-ended") }}, nil
+		Release: func(ctx context.Context, reason session.EndReason) error {
+			return d.EndLease(ctx, name, leaseEndReason(reason))
+		}}, nil
+}
+
+// leaseEndReason is the lease's end reason for a session's.
+func leaseEndReason(r session.EndReason) string {
+	switch r {
+	case session.EndRevoked:
+		return "revoked"
+	case session.EndExpired:
+		return "expired"
+	}
+	return "session-ended"
 }
 
 // newRoleName returns prefix + 20 random hex digits, and a random password
@@ -319,10 +345,13 @@ func (d *Dynamic) end(ctx context.Context, l Lease, reason string) error {
 		errs = append(errs, err)
 		d.log.Error("pgwarden: dropping a lease's role failed; the sweeper retries", "role", l.Role, "err", err)
 		d.mu.Lock()
-		d.active[l.Role] = l // retried by the sweeper
+		d.failed[l.Role] = reason // retried by the next sweep
 		d.mu.Unlock()
 		return errors.Join(errs...)
 	}
+	d.mu.Lock()
+	delete(d.failed, l.Role)
+	d.mu.Unlock()
 	l.EndedAt, l.EndReason = time.Now().UTC(), reason
 	if err := d.leases.Put(ctx, l); err != nil {
 		errs = append(errs, fmt.Errorf("recording the lease's end: %w", err))
@@ -335,10 +364,12 @@ func (d *Dynamic) end(ctx context.Context, l Lease, reason string) error {
 // was granted to it, in every database where the catalog says it owns or
 // was granted something (usually none: then nothing is connected to).
 func (d *Dynamic) reassign(ctx context.Context, l Lease) error {
-	rows, err := d.pool.Query(ctx, `SELECT DISTINCT d.datname FROM pg_catalog.pg_shdepend s
-		JOIN pg_catalog.pg_database d ON d.oid = s.dbid
+	// Privileges on shared objects (databases, tablespaces) have no
+	// database (dbid 0): DROP OWNED in the session's database revokes them.
+	rows, err := d.pool.Query(ctx, `SELECT DISTINCT COALESCE(d.datname, $2) FROM pg_catalog.pg_shdepend s
+		LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid
 		WHERE s.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
-		AND s.refobjid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1)`, l.Role)
+		AND s.refobjid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1)`, l.Role, l.Database)
 	if err != nil {
 		return err
 	}
@@ -386,6 +417,7 @@ func (d *Dynamic) Sweep(ctx context.Context) (int, error) {
 		}
 		d.mu.Lock()
 		_, mine := d.active[l.Role]
+		retry, failed := d.failed[l.Role]
 		if mine && !now.After(l.ExpiresAt) {
 			d.mu.Unlock()
 			continue
@@ -393,7 +425,10 @@ func (d *Dynamic) Sweep(ctx context.Context) (int, error) {
 		delete(d.active, l.Role)
 		d.mu.Unlock()
 		reason := "expired"
-		if !mine {
+		switch {
+		case failed:
+			reason = retry
+		case !mine:
 			reason = "leftover"
 		}
 		if err := d.end(ctx, l, reason); err != nil {

@@ -133,7 +133,7 @@ func CheckPrivileges(ctx context.Context, q Querier, roles ...string) ([]RolePri
 			set("createdb", &p.CreateDB, createDB)
 			set("bypassrls", &p.BypassRLS, bypass)
 			set("replication", &p.Replication, repl)
-			if depth > 0 && slices.Contains(serverAccessRoles, name) {
+			if slices.Contains(serverAccessRoles, name) {
 				p.ServerAccess = append(p.ServerAccess, name)
 			}
 		}

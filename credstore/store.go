@@ -34,8 +34,10 @@ type Credential struct {
 	// proxy ends the session then.
 	ExpiresAt time.Time
 	// Release, when not nil, is called once when the session that used the
-	// credential ends (for example to end a lease). Its error is logged.
-	Release func(ctx context.Context) error
+	// credential ends (for example to end a lease), with the reason it
+	// ended (also when the upstream login failed: session.EndUpstreamClosed).
+	// Its error is logged.
+	Release func(ctx context.Context, reason session.EndReason) error
 	// Lease, when not empty, names the lease the credential belongs to (a
 	// Dynamic store's role name), for recordings and access reviews.
 	Lease string

@@ -264,11 +264,11 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 		cc.log.Error("pgwarden: credential store failed", "err", err)
 		return nil, clientError(err, session.CodeInvalidAuthorization, "could not obtain a database credential")
 	}
-	release := func() {
+	release := func(reason session.EndReason) {
 		if cred.Release != nil {
 			rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if err := cred.Release(rctx); err != nil {
+			if err := cred.Release(rctx, reason); err != nil {
 				cc.log.Error("pgwarden: releasing the credential failed", "err", err)
 			}
 		}
@@ -282,7 +282,7 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 	upParams := identityParams(info, req.params)
 	up, err := p.Upstream.connect(ctx, cred, req.database, upParams, setup, lim.MaxUpstreamMessageSize)
 	if err != nil {
-		release()
+		release(session.EndUpstreamClosed)
 		cc.log.Error("pgwarden: upstream login failed", "err", err)
 		return nil, upstreamError(err)
 	}
@@ -292,7 +292,7 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 	s.rechecks = areq.Rechecks()
 	if ferr := s.start(ctx, cc.raw); ferr != nil {
 		up.conn.Close()
-		release()
+		release(s.reason)
 		return nil, ferr
 	}
 	return s, nil

@@ -37,7 +37,7 @@ func fuzzSession(t testing.TB) *clientSession {
 	cc := &clientConn{p: p, raw: clientSide, conn: clientSide, rd: wire.NewReader(bytes.NewReader(nil), 0), log: p.logger()}
 	lim := Limits{MaxPipeline: 64, MaxPreparedStatements: 16}.effective()
 	return newClientSession(cc, &session.Info{ID: "fuzz"}, &upstreamConn{conn: upSide, tx: 'I'},
-		credstore.Credential{}, func() {}, lim)
+		credstore.Credential{}, func(session.EndReason) {}, lim)
 }
 
 func msg(typ byte, body string) []byte {

@@ -531,14 +531,10 @@ func TestJITRevocationEndsTheLease(t *testing.T) {
 	}
 }
 
-// TestKnownBugJITLeaseEndReasonAfterRevoke: credstore.Lease.EndReason is
-// documented as one of session-ended, expired, revoked, leftover,
-// create-failed, and Proxy.Revoke as ending the lease with the session;
-// but the lease of a session ended by Revoke is recorded in the lease
-// store as "session-ended" (Dynamic's Release always says so), so the
-// access review cannot tell a revoked lease from a finished one (the
-// recording says "revoked").
-func TestKnownBugJITLeaseEndReasonAfterRevoke(t *testing.T) {
+// TestJITLeaseEndReasonAfterRevoke: the lease of a session ended by
+// Revoke is recorded in the lease store as "revoked", so that the access
+// review can tell it from a lease that ended with its session.
+func TestJITLeaseEndReasonAfterRevoke(t *testing.T) {
 	jg := startJITGateway(t, time.Hour, nil, nil)
 	su := jitSuper(t)
 	conn := connect(t, jg.dsn("alice", alicePassword))

@@ -83,7 +83,7 @@ type clientSession struct {
 	credentialExpired bool
 
 	cred    credstore.Credential
-	release func()
+	release func(session.EndReason)
 	backend chan struct{} // closed when the backend relay returned
 }
 
@@ -117,7 +117,7 @@ func (cw *clientWriter) flush() error {
 	return cw.err
 }
 
-func newClientSession(cc *clientConn, info *session.Info, up *upstreamConn, cred credstore.Credential, release func(), lim Limits) *clientSession {
+func newClientSession(cc *clientConn, info *session.Info, up *upstreamConn, cred credstore.Credential, release func(session.EndReason), lim Limits) *clientSession {
 	rec := cc.p.recorder()
 	s := &clientSession{
 		p: cc.p, info: info, log: cc.log, lim: lim, rec: rec, recording: rec != session.Discard,
@@ -148,6 +148,7 @@ func (s *clientSession) start(ctx context.Context, raw net.Conn) *session.Error 
 			Start: &session.StartEvent{Info: *s.info.Clone()}}
 		if err := s.rec.Record(ctx, ev); err != nil {
 			s.log.Error("pgwarden: recording the session start failed; session refused", "err", err)
+			s.reason = session.EndRecorderFailed
 			return pgError(session.CodeSystemError, "the gateway could not record the session")
 		}
 	}
@@ -190,6 +191,7 @@ func (s *clientSession) start(ctx context.Context, raw net.Conn) *session.Error 
 // refusedAfterStart closes the record of a session refused after its start
 // was recorded, and returns fatal.
 func (s *clientSession) refusedAfterStart(reason session.EndReason, fatal *session.Error) *session.Error {
+	s.reason = reason
 	if s.recording {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -305,7 +307,7 @@ func (s *clientSession) finish() {
 	s.up.conn.Close()
 	s.drainAndClose()
 	s.p.unregister(s)
-	s.release()
+	s.release(s.reason)
 	switch {
 	case s.reason == session.EndRevoked:
 		s.recordCredential(session.CredentialRevoked)
