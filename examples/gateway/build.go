@@ -1,29 +1,67 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/credstore"
 	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/proxy"
+	"github.com/pgwarden/pgwarden/session"
 )
 
-// buildProxy turns a loaded configuration into a Proxy ready to serve. It
-// reads the files the configuration names (certificates, keys, CA bundle);
-// its errors name the key path and line of the setting at fault.
-func buildProxy(cfg *config, logger *slog.Logger) (*proxy.Proxy, error) {
+// gateway is a built gateway: the proxy, and what the admin API, the
+// access review and the shutdown need besides it.
+type gateway struct {
+	cfg   *config
+	proxy *proxy.Proxy
+	// static is the store of credentials.static; nil without it.
+	static *credstore.Static
+	// dynamic is the store of credentials.dynamic; nil without it, and
+	// when the gateway was built by checkProxy.
+	dynamic *credstore.Dynamic
+	// gatewayID is the dynamic store's gateway id; empty without one.
+	gatewayID string
+	logger    *slog.Logger
+}
+
+// buildProxy turns a loaded configuration into a gateway ready to serve.
+// It reads the files the configuration names (certificates, keys, CA
+// bundle) and, with credentials.dynamic, connects to the admin database
+// (bounded by ctx): it checks the template roles, prepares the lease store
+// and ends the leases this gateway_id left behind. Its errors name the key
+// path and line of the setting at fault. Close the gateway after the
+// proxy's Shutdown or Close.
+func buildProxy(ctx context.Context, cfg *config, logger *slog.Logger) (*gateway, error) {
+	return build(ctx, cfg, logger, true)
+}
+
+// checkProxy builds the gateway as buildProxy does without connecting
+// anywhere, for `pgwarden check`: credentials.dynamic is checked (the
+// lease file's directory) but its store is not created, so the gateway
+// would give static credentials only. Creating it would also end the
+// leases of a running gateway with the same gateway_id.
+func checkProxy(cfg *config, logger *slog.Logger) (*gateway, error) {
+	return build(context.Background(), cfg, logger, false)
+}
+
+// build is buildProxy, or checkProxy when connect is false.
+func build(ctx context.Context, cfg *config, logger *slog.Logger, connect bool) (*gateway, error) {
 	authenticator, err := buildAuthenticator(cfg)
 	if err != nil {
 		return nil, err
 	}
-	creds, err := buildCredentials(cfg)
+	static, err := buildCredentials(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +73,33 @@ func buildProxy(cfg *config, logger *slog.Logger) (*proxy.Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy.Proxy{
+	leases, err := buildLeaseStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g := &gateway{cfg: cfg, static: static, logger: logger}
+	var stores firstCredential
+	if static != nil {
+		stores = append(stores, static)
+	}
+	// The dynamic store comes last: it connects (and ends the leases this
+	// gateway left behind), and nothing after it can fail and leave it
+	// open.
+	if cfg.Credentials.Dynamic != nil && connect {
+		dc := dynamicStoreConfig(cfg, leases, logger)
+		d, err := credstore.NewDynamic(ctx, dc)
+		if err != nil {
+			// credstore's errors never quote the connection string.
+			return nil, cfg.problemAt("credentials.dynamic", "%w", err)
+		}
+		g.dynamic, g.gatewayID = d, dc.GatewayID
+		stores = append(stores, d)
+	}
+	var creds credstore.Store = stores
+	if len(stores) == 1 {
+		creds = stores[0]
+	}
+	g.proxy = &proxy.Proxy{
 		Addr:                             string(cfg.Listen),
 		Authenticator:                    authenticator,
 		Credentials:                      creds,
@@ -48,9 +112,90 @@ func buildProxy(cfg *config, logger *slog.Logger) (*proxy.Proxy, error) {
 		Logger:                           logger,
 	}
 	for _, name := range cfg.StartupParameters {
-		p.StartupParameters = append(p.StartupParameters, string(name))
+		g.proxy.StartupParameters = append(g.proxy.StartupParameters, string(name))
 	}
-	return p, nil
+	return g, nil
+}
+
+// Close releases what the gateway holds besides the proxy: it stops the
+// dynamic store's sweeper, ends the leases it still holds and closes its
+// admin connections. Call it after the proxy's Shutdown or Close, once no
+// session needs a credential.
+func (g *gateway) Close() error {
+	if g.dynamic == nil {
+		return nil
+	}
+	return g.dynamic.Close()
+}
+
+// firstCredential is a credential store that asks its stores in order: the
+// first that does not answer ErrNoCredential decides (with a credential or
+// an error). The gateway puts credentials.static before
+// credentials.dynamic, so a fixed credential is never shadowed by a
+// template and an identity only gets a just-in-time role when no static
+// entry is for it.
+type firstCredential []credstore.Store
+
+// Credential implements credstore.Store.
+func (f firstCredential) Credential(ctx context.Context, info *session.Info) (credstore.Credential, error) {
+	for _, s := range f {
+		c, err := s.Credential(ctx, info)
+		if errors.Is(err, credstore.ErrNoCredential) {
+			continue
+		}
+		return c, err
+	}
+	return credstore.Credential{}, credstore.ErrNoCredential
+}
+
+// dynamicStoreConfig maps credentials.dynamic onto credstore's
+// configuration, with the defaults filled in (credstore's: TTL 1h, prefix
+// pgw_, connection limit 1, the host name, a sweep every minute); leases
+// is nil for the table in the admin database.
+func dynamicStoreConfig(cfg *config, leases credstore.LeaseStore, logger *slog.Logger) credstore.DynamicConfig {
+	d := cfg.Credentials.Dynamic
+	dc := credstore.DynamicConfig{
+		AdminDSN:                 d.AdminDSN.Secret,
+		AllowPrivilegedTemplates: bool(d.AllowPrivilegedTemplates),
+		TTL:                      credstore.DefaultLeaseTTL,
+		Prefix:                   cmp.Or(string(d.Prefix), credstore.DefaultRolePrefix),
+		ConnectionLimit:          cmp.Or(int(d.ConnectionLimit), 1),
+		GatewayID:                string(d.GatewayID),
+		Leases:                   leases,
+		SweepInterval:            cmp.Or(time.Duration(d.SweepInterval), credstore.DefaultSweepInterval),
+		Logger:                   logger,
+	}
+	if d.TTL != nil {
+		dc.TTL = time.Duration(*d.TTL)
+	}
+	if dc.GatewayID == "" {
+		// credstore's default too; filled in here so the logs show it.
+		dc.GatewayID, _ = os.Hostname()
+	}
+	for _, t := range d.Templates {
+		dc.Templates = append(dc.Templates, credstore.Template{
+			Groups: stringsOf(t.Groups), Subjects: stringsOf(t.Subjects), Roles: stringsOf(t.Roles)})
+	}
+	return dc
+}
+
+// buildLeaseStore returns the lease file store of
+// credentials.dynamic.lease_store, after checking that its directory
+// exists; nil (the table in the admin database) without one.
+func buildLeaseStore(cfg *config) (credstore.LeaseStore, error) {
+	d := cfg.Credentials.Dynamic
+	if d == nil || d.LeaseStore == nil {
+		return nil, nil
+	}
+	path := string(d.LeaseStore.File)
+	fi, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		return nil, cfg.problemAt("credentials.dynamic.lease_store.file", "the file's directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, cfg.problemAt("credentials.dynamic.lease_store.file", "%s is not a directory", filepath.Dir(path))
+	}
+	return credstore.NewFileLeases(path), nil
 }
 
 // buildAuthenticator composes the authenticators of the auth section, in
@@ -137,8 +282,11 @@ func buildStatic(cfg *config) (*auth.Static, error) {
 }
 
 // buildCredentials returns the static credential store for
-// credentials.static.
+// credentials.static; nil without entries.
 func buildCredentials(cfg *config) (*credstore.Static, error) {
+	if len(cfg.Credentials.Static) == 0 {
+		return nil, nil
+	}
 	entries := make([]credstore.StaticEntry, 0, len(cfg.Credentials.Static))
 	for _, e := range cfg.Credentials.Static {
 		entries = append(entries, credstore.StaticEntry{

@@ -45,7 +45,11 @@ func buildFrom(t *testing.T, text string) (*proxy.Proxy, error) {
 	if err != nil {
 		t.Fatalf("loadConfig: %v", err)
 	}
-	return buildProxy(cfg, slog.New(slog.DiscardHandler))
+	g, err := buildProxy(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	return g.proxy, nil
 }
 
 func TestBuildProxy(t *testing.T) {
@@ -200,7 +204,7 @@ func TestBuildDoesNotLogPasswords(t *testing.T) {
 	for _, w := range cfg.warnings {
 		logger.Warn("config: "+w, "config", cfg)
 	}
-	if _, err := buildProxy(cfg, logger); err != nil {
+	if _, err := buildProxy(t.Context(), cfg, logger); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(logs.String(), "secret") {

@@ -40,6 +40,9 @@ type config struct {
 	Limits limitsConfig `yaml:"limits"`
 	// Log configures the gateway's own logs.
 	Log logConfig `yaml:"log"`
+	// Admin, when present, serves the admin HTTP API (sessions,
+	// revocations, the access review) next to the proxy.
+	Admin *adminConfig `yaml:"admin"`
 
 	// file is the configuration file's path, as given.
 	file string
@@ -184,11 +187,65 @@ type samlConfig struct {
 	ClockSkew envDuration `yaml:"clock_skew"`
 }
 
-// credentialsConfig is the database credential section.
+// credentialsConfig is the database credential section. With both static
+// and dynamic credentials, the static entries are tried first and the
+// dynamic templates only for identities no static entry matches.
 type credentialsConfig struct {
 	// Static entries: a session gets the first whose groups or subjects
 	// match its identity; one with neither matches everybody.
 	Static []credentialConfig `yaml:"static"`
+	// Dynamic issues a just-in-time role per session (credstore.Dynamic).
+	Dynamic *dynamicConfig `yaml:"dynamic"`
+}
+
+// dynamicConfig maps onto credstore.DynamicConfig.
+type dynamicConfig struct {
+	// AdminDSN is the connection string (libpq keyword/value or URL) of a
+	// role with CREATEROLE on the upstream server. Required; a secret.
+	AdminDSN envSecret `yaml:"admin_dsn"`
+	// Templates map identities to the roles a session's role is made a
+	// member of; the first that matches decides. Required.
+	Templates []templateConfig `yaml:"templates"`
+	// TTL is how long a lease lives at most. Absent: 1h; at least 1s.
+	TTL *envDuration `yaml:"ttl"`
+	// Prefix starts every role name. Default pgw_.
+	Prefix envString `yaml:"prefix"`
+	// ConnectionLimit is each role's CONNECTION LIMIT. Default (and 0) 1.
+	ConnectionLimit envInt `yaml:"connection_limit"`
+	// GatewayID names this gateway in the leases. Default: the host name.
+	GatewayID envString `yaml:"gateway_id"`
+	// LeaseStore says where leases are kept. Absent: the table
+	// pgwarden_leases in the admin connection's database.
+	LeaseStore *leaseStoreConfig `yaml:"lease_store"`
+	// AllowPrivilegedTemplates lets template roles escalate (superuser,
+	// CREATEROLE, ...). Default false; true is warned about.
+	AllowPrivilegedTemplates envBool `yaml:"allow_privileged_templates"`
+	// SweepInterval is how often expired leases are ended. Default 1m.
+	SweepInterval envDuration `yaml:"sweep_interval"`
+}
+
+// templateConfig maps onto credstore.Template.
+type templateConfig struct {
+	Groups   []envString `yaml:"groups"`
+	Subjects []envString `yaml:"subjects"`
+	// Roles are the template roles (at least one).
+	Roles []envString `yaml:"roles"`
+}
+
+// leaseStoreConfig chooses the lease store.
+type leaseStoreConfig struct {
+	// File is a JSON file (credstore.FileLeases), relative to the config
+	// file; its directory must exist. Required in the section.
+	File envString `yaml:"file"`
+}
+
+// adminConfig is the admin HTTP API section.
+type adminConfig struct {
+	// Listen is the API's TCP address. Default 127.0.0.1:6480.
+	Listen envString `yaml:"listen"`
+	// Token is the bearer token every request must carry. Required; at
+	// least minAdminToken characters.
+	Token envSecret `yaml:"token"`
 }
 
 // credentialConfig is one static database credential.
@@ -221,6 +278,10 @@ type logConfig struct {
 
 // defaultListen is where the gateway listens when listen is not set.
 const defaultListen = "127.0.0.1:6432"
+
+// defaultAdminListen is where the admin API listens when admin.listen is
+// not set.
+const defaultAdminListen = "127.0.0.1:6480"
 
 // loadConfig reads, decodes, checks and completes the configuration file
 // at path. Its errors name the file, and, for problems in the file, the
@@ -288,6 +349,12 @@ func (c *config) complete(dir string) {
 	}
 	if c.Auth.SAML != nil {
 		resolve(&c.Auth.SAML.IdPMetadata)
+	}
+	if d := c.Credentials.Dynamic; d != nil && d.LeaseStore != nil {
+		resolve(&d.LeaseStore.File)
+	}
+	if c.Admin != nil && c.Admin.Listen == "" {
+		c.Admin.Listen = defaultAdminListen
 	}
 	if c.Upstream.TLS == "" {
 		c.Upstream.TLS = upstreamTLSVerifyFull

@@ -21,7 +21,6 @@ import (
 	"github.com/pgwarden/pgwarden/internal/devidp"
 	"github.com/pgwarden/pgwarden/internal/pgtest"
 	"github.com/pgwarden/pgwarden/internal/testcert"
-	"github.com/pgwarden/pgwarden/proxy"
 	"github.com/pgwarden/pgwarden/session"
 )
 
@@ -74,7 +73,7 @@ type demoEnv struct {
 	agentToken    string
 	version       string // PostgreSQL's version, as "15.8"
 	alicePassword string // printed for the person to type; never logged
-	proxy         *proxy.Proxy
+	gw            *gateway
 	ln            net.Listener
 	logger        *slog.Logger
 }
@@ -112,7 +111,7 @@ func runDemo(listen string, sigs <-chan os.Signal, stdout, stderr io.Writer) err
 		return err
 	}
 	env.printBanner(stdout)
-	return serveUntilSignal(env.proxy, env.ln, sigs, env.logger)
+	return serveUntilSignal(env.gw, env.ln, nil, sigs, env.logger)
 }
 
 // setUpDemo creates the demo: a temporary directory, a cluster with sample
@@ -170,7 +169,7 @@ func setUpDemo(ctx context.Context, listen string, stderr io.Writer) (env *demoE
 	for _, w := range cfg.warnings {
 		env.logger.Warn("config: " + w)
 	}
-	if env.proxy, err = buildProxy(cfg, env.logger); err != nil {
+	if env.gw, err = buildProxy(ctx, cfg, env.logger); err != nil {
 		return env, err
 	}
 	if env.ln, err = net.Listen("tcp", string(cfg.Listen)); err != nil {

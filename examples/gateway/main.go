@@ -24,7 +24,6 @@ import (
 	"github.com/pgwarden/pgwarden/internal/analysis"
 	"github.com/pgwarden/pgwarden/internal/judge"
 	"github.com/pgwarden/pgwarden/policy"
-	"github.com/pgwarden/pgwarden/proxy"
 	"github.com/pgwarden/pgwarden/session"
 )
 
@@ -41,7 +40,8 @@ statement.
 
 Usage:
   pgwarden serve --config FILE    run the gateway described by FILE (YAML)
-  pgwarden check --config FILE    check FILE and the files it names; print "config OK"
+  pgwarden check --config FILE    check FILE and the files it names, without connecting
+                                  to any server; print "config OK"
   pgwarden check --config FILE [--user NAME] [--groups G1,G2] [--at TIME]
                  [--search-path S1,S2] SQL...
                                   print the policy's decision about each SQL text,
@@ -50,6 +50,9 @@ Usage:
                                   SCRAM-SHA-256 verifier for auth.users[].scram
   pgwarden demo [--listen ADDR]   run a throwaway PostgreSQL with sample data behind
                                   the gateway (default 127.0.0.1:6432; port 0 picks one)
+  pgwarden review [--admin URL] [--token-file F] [--json] [--stale 1h]
+                                  print the access review of a running gateway (its
+                                  admin API; the token from F or $PGWARDEN_ADMIN_TOKEN)
   pgwarden help                   print this help
 
 On SIGINT or SIGTERM, serve stops accepting connections and lets sessions
@@ -76,6 +79,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return hashPasswordCommand(rest, stdin, stdout, stderr)
 	case "demo":
 		return demoCommand(rest, stdout, stderr)
+	case "review":
+		return reviewCommand(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -137,9 +142,10 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg, err := loadConfig(*file)
-	var p *proxy.Proxy
+	var g *gateway
 	if err == nil {
-		p, err = buildProxy(cfg, slog.New(slog.DiscardHandler))
+		// Offline: check never connects (see checkProxy).
+		g, err = checkProxy(cfg, slog.New(slog.DiscardHandler))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "pgwarden: %v\n", err)
@@ -178,7 +184,7 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	id.Groups = append(id.Groups, splitList(*groups)...)
 	o := judge.Offline{
-		Policy:   p.Policy,
+		Policy:   g.proxy.Policy,
 		Info:     &session.Info{ID: "check", Identity: id, User: id.Subject, Database: "postgres", StartedAt: now},
 		Names:    judge.Names{SearchPath: splitList(*searchPath)},
 		Analyzer: analysis.New(analysis.Limits{}, 0),

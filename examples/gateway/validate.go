@@ -30,6 +30,7 @@ func (c *config) validate() []problem {
 	c.validateStartupParameters(v)
 	c.validateLimits(v)
 	c.validateLog(v)
+	c.validateAdmin(v)
 	c.warnings = v.warnings
 	return v.problems
 }
@@ -161,10 +162,8 @@ func (c *config) validateAuth(v *validator) {
 			}
 		}
 		checkNames(v, p.key("groups"), u.Groups)
-		if len(c.Credentials.Static) > 0 && !slices.ContainsFunc(c.Credentials.Static, func(e credentialConfig) bool {
-			return credentialMatches(e, name, u.Groups)
-		}) {
-			v.warn(p, "this user matches no credentials.static entry and will be refused")
+		if c.hasCredentials() && !c.credentialFor(name, u.Groups) {
+			v.warn(p, "this user matches no credentials.static entry or credentials.dynamic template and will be refused")
 		}
 	}
 }
@@ -181,12 +180,34 @@ func credentialMatches(e credentialConfig, name string, groups []envString) bool
 	return slices.ContainsFunc(e.Groups, func(g envString) bool { return slices.Contains(groups, g) })
 }
 
+// hasCredentials reports whether any database credential is configured.
+func (c *config) hasCredentials() bool {
+	return len(c.Credentials.Static) > 0 || c.Credentials.Dynamic != nil
+}
+
+// credentialFor reports whether a static entry or a dynamic template is
+// for the user name with groups.
+func (c *config) credentialFor(name string, groups []envString) bool {
+	if slices.ContainsFunc(c.Credentials.Static, func(e credentialConfig) bool {
+		return credentialMatches(e, name, groups)
+	}) {
+		return true
+	}
+	if d := c.Credentials.Dynamic; d != nil {
+		return slices.ContainsFunc(d.Templates, func(t templateConfig) bool {
+			return credentialMatches(credentialConfig{Groups: t.Groups, Subjects: t.Subjects}, name, groups)
+		})
+	}
+	return false
+}
+
 func (c *config) validateCredentials(v *validator) {
 	static := keyPath("credentials.static")
-	if len(c.Credentials.Static) == 0 {
-		v.fail(static, "no database credentials are configured, so every client would be refused")
+	if !c.hasCredentials() {
+		v.fail(static, "no database credentials are configured (credentials.static or credentials.dynamic), so every client would be refused")
 		return
 	}
+	c.validateDynamic(v)
 	for i, e := range c.Credentials.Static {
 		p := static.index(i)
 		if e.User == "" {
@@ -197,6 +218,9 @@ func (c *config) validateCredentials(v *validator) {
 		}
 		checkNames(v, p.key("groups"), e.Groups)
 		checkNames(v, p.key("subjects"), e.Subjects)
+		if c.Credentials.Dynamic != nil && len(e.Groups) == 0 && len(e.Subjects) == 0 {
+			v.warn(p, "this entry matches every identity, so credentials.dynamic is never used (static entries are tried first)")
+		}
 	}
 }
 
