@@ -121,12 +121,16 @@ func revokeWantRecordedEnd(t testing.TB, rec *eventLog, what, id string) {
 		t.Fatalf("%s: recorded end %+v, want reason %q with FATAL 28000 %q", what, end, session.EndRevoked, revokeMessage)
 	}
 	var actions []session.CredentialAction
+	first := session.CredentialUsed // a shared credential; a lease is issued
 	for _, ev := range rec.snapshot() {
 		if ev.Kind == session.KindCredential && ev.SessionID == id {
 			actions = append(actions, ev.Credential.Action)
+			if ev.Credential.Lease != "" {
+				first = session.CredentialIssued
+			}
 		}
 	}
-	if want := []session.CredentialAction{session.CredentialIssued, session.CredentialRevoked}; !slices.Equal(actions, want) {
+	if want := []session.CredentialAction{first, session.CredentialRevoked}; !slices.Equal(actions, want) {
 		t.Fatalf("%s: recorded credential events %v, want %v", what, actions, want)
 	}
 }

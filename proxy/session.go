@@ -169,7 +169,11 @@ func (s *clientSession) start(ctx context.Context, raw net.Conn) *session.Error 
 	s.p.registerLocked(s)
 	delete(s.p.conns, raw)
 	s.p.mu.Unlock()
-	s.recordCredential(session.CredentialIssued)
+	if s.cred.Lease != "" {
+		s.recordCredential(session.CredentialIssued)
+	} else {
+		s.recordCredential(session.CredentialUsed)
+	}
 
 	buf, _ := (&pgproto3.AuthenticationOk{}).Encode(nil)
 	for name, value := range s.up.params {
@@ -437,7 +441,7 @@ func (s *clientSession) recordCredential(action session.CredentialAction) {
 	}
 	ev := session.Event{Kind: session.KindCredential, SessionID: s.info.ID, Time: time.Now(),
 		Credential: &session.CredentialEvent{Action: action, User: s.cred.User, Lease: s.cred.Lease, ExpiresAt: s.cred.ExpiresAt}}
-	if action == session.CredentialIssued {
+	if action == session.CredentialIssued || action == session.CredentialUsed {
 		s.record(ev)
 		return
 	}

@@ -43,7 +43,11 @@ type CredentialAction string
 
 // What can happen to a credential.
 const (
-	CredentialIssued   CredentialAction = "issued"
+	// CredentialIssued: a credential was created for the session (a lease).
+	CredentialIssued CredentialAction = "issued"
+	// CredentialUsed: the session logged in with a shared credential (a
+	// static one).
+	CredentialUsed     CredentialAction = "used"
 	CredentialReleased CredentialAction = "released"
 	CredentialExpired  CredentialAction = "expired"
 	CredentialRevoked  CredentialAction = "revoked"
