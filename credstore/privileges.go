@@ -72,7 +72,11 @@ func (p RolePrivileges) Escalations() []string {
 func (p RolePrivileges) Excessive() []string {
 	out := p.Escalations()
 	if p.CreateDB {
-		out = append(out, "createdb")
+		if via := p.Via["createdb"]; via != "" {
+			out = append(out, "createdb (through "+via+")")
+		} else {
+			out = append(out, "createdb")
+		}
 	}
 	if p.OwnedObjects > 0 {
 		out = append(out, fmt.Sprintf("owns %d objects", p.OwnedObjects))

@@ -139,3 +139,12 @@ func TestDynamicPrivileges(t *testing.T) {
 		t.Errorf("Escalations %q do not name the role it comes through", e)
 	}
 }
+
+// TestExcessiveSaysWhereCreateDBComesFrom: like the escalations, CREATEDB
+// names the role it comes through.
+func TestExcessiveSaysWhereCreateDBComesFrom(t *testing.T) {
+	p := credstore.RolePrivileges{Role: "pgw_x", Exists: true, CreateDB: true, Via: map[string]string{"createdb": "app_build"}}
+	if got := p.Excessive(); !slices.Equal(got, []string{"createdb (through app_build)"}) {
+		t.Errorf("Excessive() = %q, want [createdb (through app_build)]", got)
+	}
+}

@@ -81,3 +81,24 @@ func TestErrorKeepsItsCauseFromTheClient(t *testing.T) {
 		t.Fatalf("%v", e)
 	}
 }
+
+// TestSecretNeverShowsItselfThroughBadVerbs: fmt prints without calling
+// methods for some verbs and for values it reaches through pointers; the
+// value must still not show.
+func TestSecretNeverShowsItselfThroughBadVerbs(t *testing.T) {
+	const password = "hunter2-password"
+	type holder struct{ Password session.Secret }
+	// Variables, not constants: vet would (rightly) refuse these verbs.
+	d, s := "%d", "%s"
+	for name, out := range map[string]string{
+		"%d of a Secret":                    fmt.Sprintf(d, session.NewSecret(password)),
+		"%s of a pointer to a Secret field": fmt.Sprintf(s, struct{ P *holder }{&holder{session.NewSecret(password)}}),
+	} {
+		if strings.Contains(out, password) {
+			t.Errorf("%s prints the secret: %s", name, out)
+		}
+	}
+	if (session.Secret{}).Reveal() != "" || !(session.Secret{}).IsZero() {
+		t.Error("the zero Secret is not empty")
+	}
+}

@@ -32,7 +32,9 @@ type gateway struct {
 	dynamic *credstore.Dynamic
 	// gatewayID is the dynamic store's gateway id; empty without one.
 	gatewayID string
-	logger    *slog.Logger
+	// revocations keeps the admin API's revocations across restarts.
+	revocations *revocationFile
+	logger      *slog.Logger
 }
 
 // buildProxy turns a loaded configuration into a gateway ready to serve.
@@ -113,6 +115,11 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, connect bool) 
 	}
 	for _, name := range cfg.StartupParameters {
 		g.proxy.StartupParameters = append(g.proxy.StartupParameters, string(name))
+	}
+	// Saved revocations are in force before the first client connects.
+	if g.revocations, err = loadRevocations(cfg, g); err != nil {
+		g.Close()
+		return nil, err
 	}
 	return g, nil
 }

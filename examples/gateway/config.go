@@ -246,6 +246,10 @@ type adminConfig struct {
 	// Token is the bearer token every request must carry. Required; at
 	// least minAdminToken characters.
 	Token envSecret `yaml:"token"`
+	// RevocationsFile keeps the revocations made through the API (JSON),
+	// so that they survive a restart; relative to the config file, its
+	// directory must exist. Absent: they are kept in memory only.
+	RevocationsFile envString `yaml:"revocations_file"`
 }
 
 // credentialConfig is one static database credential.
@@ -353,8 +357,11 @@ func (c *config) complete(dir string) {
 	if d := c.Credentials.Dynamic; d != nil && d.LeaseStore != nil {
 		resolve(&d.LeaseStore.File)
 	}
-	if c.Admin != nil && c.Admin.Listen == "" {
-		c.Admin.Listen = defaultAdminListen
+	if c.Admin != nil {
+		if c.Admin.Listen == "" {
+			c.Admin.Listen = defaultAdminListen
+		}
+		resolve(&c.Admin.RevocationsFile)
 	}
 	if c.Upstream.TLS == "" {
 		c.Upstream.TLS = upstreamTLSVerifyFull

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -587,6 +589,50 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if got := cfg.Credentials.Static[0].Password.Reveal(); got != "app-ro-secret" {
 		t.Errorf("credentials.static[0].password = %q, want the environment's value", got)
+	}
+}
+
+// TestExampleConfigCommentedSections uncomments the example's
+// credentials.dynamic and admin sections and loads the result.
+func TestExampleConfigCommentedSections(t *testing.T) {
+	t.Setenv("APP_RO_PASSWORD", "app-ro-secret")
+	t.Setenv("APP_OPS_PASSWORD", "app-ops-secret")
+	t.Setenv("BOB_PASSWORD", "bob-secret")
+	t.Setenv("IDP_INTROSPECTION_SECRET", "introspection-secret")
+	t.Setenv("PGWARDEN_ADMIN_DSN", "host=127.0.0.1 user=pgwarden_admin dbname=app")
+	t.Setenv("PGWARDEN_ADMIN_TOKEN", testAdminToken)
+	data, err := os.ReadFile("pgwarden.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	for _, block := range []struct{ start, body string }{{"  # dynamic:", "  #   "}, {"# admin:", "#   "}} {
+		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, block.start) })
+		if i < 0 {
+			t.Fatalf("no %q in the example", block.start)
+		}
+		for j := i; j < len(lines) && (j == i || strings.HasPrefix(lines[j], block.body)); j++ {
+			lines[j] = strings.Replace(lines[j], "# ", "", 1)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "pgwarden.yaml")
+	writeCerts(t, filepath.Dir(path))
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.Credentials.Dynamic
+	if d == nil || len(d.Templates) != 2 || d.LeaseStore == nil || d.GatewayID != "gw-1" || d.AdminDSN.IsZero() {
+		t.Errorf("credentials.dynamic = %+v", d)
+	}
+	if cfg.Admin == nil || cfg.Admin.Listen != "127.0.0.1:6480" || cfg.Admin.Token.Reveal() != testAdminToken || cfg.Admin.RevocationsFile == "" {
+		t.Errorf("admin = %+v", cfg.Admin)
+	}
+	if _, err := checkProxy(cfg, slog.New(slog.DiscardHandler)); err != nil {
+		t.Errorf("checkProxy: %v", err)
 	}
 }
 
