@@ -244,7 +244,7 @@ func (s *clientSession) forwardBind(m wire.Message, o op, name string) *session.
 			return err
 		}
 		if held != nil {
-			return s.refuseBind(o, st, *held)
+			return s.refuseBind(o, st, *held, nil)
 		}
 	}
 	params, err := wire.BindParams(s.bindParams[:0], m.Body)
@@ -277,24 +277,27 @@ func (s *clientSession) forwardBind(m wire.Message, o op, name string) *session.
 		}
 	}
 	clear(pp)
-	clear(params)
+	defer clear(params)
 	if d.Verdict == policy.Allow {
 		if runsAtRunTime(st.analysis) {
 			s.stale = true
 		}
+		if s.recording && !s.record(session.Event{Kind: session.KindStatement, SessionID: s.info.ID, Time: time.Now(),
+			Statement: bindEvent(s.seq.Add(1), st, o.portal, params, d)}) {
+			return errSessionOver
+		}
 		return s.forward(m.Raw, o)
 	}
-	return s.refuseBind(o, st, d)
+	return s.refuseBind(o, st, d, params)
 }
 
 // refuseBind records a refused Bind and forwards, in its place, a Bind the
 // server is certain to reject.
-func (s *clientSession) refuseBind(o op, st *statement, d policy.Decision) *session.Error {
+func (s *clientSession) refuseBind(o op, st *statement, d policy.Decision, params []wire.BindParam) *session.Error {
 	o.refused = &d
 	if s.recording {
 		ev := session.Event{Kind: session.KindStatement, SessionID: s.info.ID, Time: time.Now(),
-			Statement: &session.StatementEvent{Seq: s.seq.Add(1), Protocol: st.protocol, SQL: st.sql, Name: st.name,
-				Verdict: d.Verdict.String(), Rule: d.Rule, Reason: d.Reason}}
+			Statement: bindEvent(s.seq.Add(1), st, o.portal, params, d)}
 		if !s.record(ev) {
 			return errSessionOver
 		}
@@ -312,8 +315,7 @@ func (s *clientSession) refuseBind(o op, st *statement, d policy.Decision) *sess
 func (s *clientSession) sendStatement(raw []byte, kind opKind, st *statement) *session.Error {
 	if s.recording {
 		ev := session.Event{Kind: session.KindStatement, SessionID: s.info.ID, Time: time.Now(),
-			Statement: &session.StatementEvent{Seq: st.seq, Protocol: st.protocol, SQL: st.sql, Name: st.name,
-				FunctionOID: st.fnOID, Verdict: st.decision.Verdict.String(), Rule: st.decision.Rule, Reason: st.decision.Reason}}
+			Statement: statementEvent(st.seq, st, stageOf(kind), st.decision)}
 		if !s.record(ev) {
 			return errSessionOver
 		}

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,22 +51,26 @@ func TestRecorderSeesTheSessionInOrder(t *testing.T) {
 			results[ev.Result.Seq] = append(results[ev.Result.Seq], ev.Result)
 		}
 	}
-	if len(statements) != 3 {
-		t.Fatalf("%d statements recorded", len(statements))
+	if len(statements) != 4 {
+		t.Fatalf("%d statements recorded, want 4 (query, parse, bind, query)", len(statements))
 	}
-	first, second, third := statements[0], statements[1], statements[2]
-	if first.Protocol != session.ProtocolSimple || first.Verdict != "allow" || results[first.Seq][0].Rows != 3 ||
-		results[first.Seq][0].Tag != "SELECT 3" {
+	first, second, bind, third := statements[0], statements[1], statements[2], statements[3]
+	if first.Protocol != session.ProtocolSimple || first.Stage != "query" || first.Verdict != "allow" || results[first.Seq][0].Rows != 3 ||
+		results[first.Seq][0].Tag != "SELECT 3" || !slices.Equal(first.Kinds, []string{"select"}) {
 		t.Fatalf("first statement %+v, results %+v", first, results[first.Seq])
 	}
-	if second.Protocol != session.ProtocolExtended || second.SQL != "select $1::int" || len(results[second.Seq]) != 1 ||
+	if second.Protocol != session.ProtocolExtended || second.Stage != "parse" || second.SQL != "select $1::int" || len(results[second.Seq]) != 1 ||
 		results[second.Seq][0].Tag != "SELECT 1" {
 		t.Fatalf("second statement %+v, results %+v", second, results[second.Seq])
+	}
+	if bind.Stage != "bind" || bind.SQL != "select $1::int" || bind.Verdict != "allow" || len(bind.Params) != 1 ||
+		bind.Params[0] == nil || (*bind.Params[0] != "5" && *bind.Params[0] != `\x00000005`) {
+		t.Fatalf("bind %+v, want the parameter 5", bind)
 	}
 	if third.Verdict != "block" || third.Rule != "no-forbidden" || results[third.Seq][0].ErrorCode != "42501" {
 		t.Fatalf("third statement %+v, results %+v", third, results[third.Seq])
 	}
-	if end := evs[len(evs)-1].End; end.Reason != session.EndClientExit || end.Statements != 3 {
+	if end := evs[len(evs)-1].End; end.Reason != session.EndClientExit || end.Statements != 4 {
 		t.Fatalf("end %+v", end)
 	}
 }

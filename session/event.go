@@ -98,6 +98,21 @@ type StatementEvent struct {
 	Name string `json:"name,omitempty"`
 	// FunctionOID is the function called (function-call protocol).
 	FunctionOID uint32 `json:"function_oid,omitempty"`
+	// Stage is where on the protocol path the statement was judged:
+	// "query" (simple), "parse", "bind" (with Portal and Params) or
+	// "function-call".
+	Stage string `json:"stage,omitempty"`
+	// Kinds are the kinds of the statements in SQL ("select", "execute",
+	// "fetch", ...): PREPARE/EXECUTE and cursors show here.
+	Kinds []string `json:"kinds,omitempty"`
+	// Tables are the relations the statements read or write, qualified
+	// when the statement qualified them.
+	Tables []string `json:"tables,omitempty"`
+	// Portal is the portal a Bind creates (empty: the unnamed portal).
+	Portal string `json:"portal,omitempty"`
+	// Params are a Bind's parameter values: text as sent, binary as
+	// "\\x" and hex; null for NULL.
+	Params []*string `json:"params,omitempty"`
 	// Verdict, Rule and Reason are the policy's decision.
 	Verdict string `json:"verdict"`
 	Rule    string `json:"rule,omitempty"`
@@ -145,6 +160,7 @@ type EndEvent struct {
 	// ErrorCode and Message are the FATAL error the client was sent, if any.
 	ErrorCode string `json:"error_code,omitempty"`
 	Message   string `json:"message,omitempty"`
-	// Statements is how many statements the session sent.
+	// Statements is how many statement events the session had (a Bind of
+	// a prepared statement is one).
 	Statements int64 `json:"statements"`
 }
