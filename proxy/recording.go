@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/hex"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/pgwarden/pgwarden/internal/wire"
 	"github.com/pgwarden/pgwarden/policy"
@@ -13,6 +14,10 @@ import (
 func statementEvent(seq int64, st *statement, stage policy.Stage, d policy.Decision) *session.StatementEvent {
 	ev := &session.StatementEvent{Seq: seq, Protocol: st.protocol, SQL: st.sql, Name: st.name, FunctionOID: st.fnOID,
 		Stage: string(stage), Verdict: d.Verdict.String(), Rule: d.Rule, Reason: d.Reason}
+	if !utf8.ValidString(st.sql) {
+		// JSON would replace the invalid bytes: keep them all.
+		ev.SQL, ev.SQLBytes = "", []byte(st.sql)
+	}
 	for _, a := range st.analysis {
 		for x := a; x != nil; x = x.Inner {
 			if k := string(x.Kind); k != "" && !slices.Contains(ev.Kinds, k) {
@@ -42,7 +47,7 @@ func bindEvent(seq int64, st *statement, portal string, params []wire.BindParam,
 			continue
 		}
 		v := string(p.Value)
-		if p.Binary {
+		if p.Binary || !utf8.Valid(p.Value) {
 			v = `\x` + hex.EncodeToString(p.Value)
 		}
 		ev.Params[i] = &v

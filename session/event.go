@@ -91,8 +91,11 @@ type StatementEvent struct {
 	Seq int64 `json:"seq"`
 	// Protocol is the path the statement took.
 	Protocol Protocol `json:"protocol"`
-	// SQL is the statement text as the client sent it.
-	SQL string `json:"sql,omitempty"`
+	// SQL is the statement text as the client sent it. Text that is not
+	// valid UTF-8 (possible with client_encoding SQL_ASCII) is in SQLBytes
+	// instead, so that the record keeps every byte.
+	SQL      string `json:"sql,omitempty"`
+	SQLBytes []byte `json:"sql_bytes,omitempty"`
 	// Name is the prepared statement's name (extended protocol; empty for
 	// the unnamed statement).
 	Name string `json:"name,omitempty"`
@@ -110,8 +113,8 @@ type StatementEvent struct {
 	Tables []string `json:"tables,omitempty"`
 	// Portal is the portal a Bind creates (empty: the unnamed portal).
 	Portal string `json:"portal,omitempty"`
-	// Params are a Bind's parameter values: text as sent, binary as
-	// "\\x" and hex; null for NULL.
+	// Params are a Bind's parameter values: text as sent; binary values,
+	// and text that is not valid UTF-8, as "\\x" and hex; null for NULL.
 	Params []*string `json:"params,omitempty"`
 	// Verdict, Rule and Reason are the policy's decision.
 	Verdict string `json:"verdict"`
