@@ -40,6 +40,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseOAuthBearer$$' -fuzztime $(FUZZ_AUTH) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzOIDCToken$$' -fuzztime $(FUZZ_AUTH) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzSAMLPassword$$' -fuzztime $(FUZZ_AUTH) ./auth
+	$(GO) test -run '^$$' -fuzz '^FuzzReadJournal$$' -fuzztime $(FUZZ_AUTH) ./session/journal
 
 ## bench: pgbench -S direct, through pgwarden and through pgbouncer, in one run
 bench: deps build

@@ -17,6 +17,7 @@ import (
 func (s *clientSession) relayBackend() {
 	for {
 		if !s.ur.MessageReady() {
+			s.telFlushDown() // telemetry: pgwarden.bytes, per batch
 			if err := s.cw.flush(); err != nil {
 				s.end(session.EndClientExit, nil)
 				return
@@ -40,6 +41,7 @@ func (s *clientSession) relayBackend() {
 			s.end(session.EndClientExit, nil)
 			return
 		}
+		s.tel.down += int64(len(out)) // telemetry
 		if m.Type == 'Z' && s.draining.Load() && s.idle() {
 			s.cw.flush()
 			s.end(session.EndShutdown, s.drainErr.Load())
@@ -144,6 +146,7 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 			return nil, pgError(session.CodeProgramLimitExceeded, "too many open portals in this session")
 		}
 		s.portals[o.portal] = answered(o.stmt)
+		s.telBound(o) // telemetry: the Bind's span goes on with the portal's Execute
 		s.pop()
 	case '3': // CloseComplete
 		if err := s.expect(m.Type, opClose); err != nil {
@@ -228,6 +231,7 @@ func (s *clientSession) front() *op {
 		s.cur = s.pipe.front()
 		if o := s.cur; o != nil && o.kind == opExecute {
 			o.stmt = s.portals[o.portal]
+			s.telExecute(o) // telemetry
 		}
 	}
 	return s.cur
@@ -235,6 +239,9 @@ func (s *clientSession) front() *op {
 
 // pop removes the front request, which is answered.
 func (s *clientSession) pop() {
+	if s.cur != nil {
+		s.telDone(s.cur) // telemetry: the request is answered
+	}
 	s.cur = nil
 	s.pipe.pop()
 }
@@ -255,6 +262,7 @@ func (s *clientSession) backendError(m wire.Message) ([]byte, *session.Error) {
 		return nil, upstreamViolation("%v", err)
 	}
 	if severity == "FATAL" || severity == "PANIC" {
+		s.tel.fatal = code // telemetry
 		s.cw.write(m.Raw)
 		s.end(session.EndUpstreamClosed, nil)
 		return nil, errSessionOver
@@ -310,6 +318,7 @@ func (s *clientSession) readyForQuery(m wire.Message) *session.Error {
 	if status == 'I' && len(s.portals) > 0 {
 		// Portals live until the end of their transaction.
 		clear(s.portals)
+		s.telPortalsClosed() // telemetry
 	}
 	if s.lim.IdleTimeout > 0 && s.pipe.pending() == 0 {
 		s.armReadDeadline(time.Now().Add(s.lim.IdleTimeout))
@@ -327,6 +336,7 @@ func (s *clientSession) complete(o *op, tag []byte, errCode, errMessage string) 
 	}
 	rows := o.rows
 	o.rows = 0
+	s.telResult(o, rows, errCode) // telemetry
 	if !s.recording || o.stmt == nil {
 		return true
 	}

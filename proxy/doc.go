@@ -50,6 +50,96 @@
 // Proxy.LiftSuspension); a policy asking for read-only sessions
 // (policy.SessionSetup) gets them on the server too.
 //
+// # Telemetry
+//
+// The gateway reports to OpenTelemetry through Proxy.TracerProvider and
+// Proxy.MeterProvider; when they are nil, through the global providers
+// (otel.GetTracerProvider, otel.GetMeterProvider), which do nothing unless
+// the program installed an SDK. The tracer and the instruments are made
+// once per Proxy, under the instrumentation scope
+// "github.com/pgwarden/pgwarden/proxy"; attribute names follow the
+// OpenTelemetry semantic conventions (1.40) where they have one, and are
+// under "pgwarden." where they do not. Telemetry never carries a
+// credential, a literal of a statement, a Bind parameter or the text of a
+// server's error message (which may quote values).
+//
+// Spans. Each session has a span "pgwarden.session" (kind server), from
+// the client's connection to the end of the session, with:
+//
+//	db.system.name            postgresql
+//	db.namespace              the database
+//	pgwarden.session.id       the session's id (as in its recording)
+//	enduser.id                the identity's subject
+//	pgwarden.identity.issuer  the identity's issuer
+//	pgwarden.auth.method      how the client authenticated (scram-sha-256, oidc, ...)
+//	pgwarden.chain            the subject and the delegation chain's agents, "alice > ci-job > agent"
+//	pgwarden.chain.depth      the number of agents (0: the subject connected directly)
+//	pgwarden.upstream.user    the role the gateway logged in as
+//	network.peer.address/port the client
+//	server.address/port       the PostgreSQL server (Upstream.Address)
+//
+// and, when it ends, pgwarden.session.end_reason and
+// pgwarden.session.statements; a session that ends with a FATAL (sent by
+// the gateway or by the server) has status Error and
+// db.response.status_code, its SQLSTATE.
+//
+// Each statement has a child span of the session's (kind client), named
+// "{db.operation.name} {db.collection.name}" ("SELECT accounts"), or the
+// operation alone when it names no table, or "postgresql" when it could not
+// be analysed. It starts when the gateway begins judging the statement and
+// ends when the server's answer has been relayed: the CommandComplete or
+// ErrorResponse of a Query (at its ReadyForQuery, so that every statement
+// of a multi-statement Query is in), the ParseComplete of a Parse, the
+// result of the Execute that runs a Bind's portal, the answer to a
+// FunctionCall; for a refused statement, the refusal. Its attributes:
+//
+//	db.system.name             postgresql
+//	db.namespace               the database
+//	db.operation.name          the command (SELECT, INSERT, CREATE TABLE, ...); "BATCH SELECT" or
+//	                           "BATCH" for several statements in one Query
+//	db.operation.batch.size    the number of statements, when more than one
+//	db.collection.name         the first table the statement names
+//	db.query.summary           the span's name
+//	db.query.text              the statement normalized: literals replaced by $n, comments
+//	                           removed (analysis.Analyzer.Normalize); absent when it cannot be
+//	pgwarden.decision          the verdict (allow, block, terminate, ...)
+//	pgwarden.rule              the rule that decided, when named
+//	pgwarden.stage             query, parse, bind or function-call
+//	pgwarden.statement.seq     the statement's seq in the session's recording (for a Bind, its Parse's)
+//	db.response.returned_rows  rows (DataRow or CopyData) relayed, but not for a Parse
+//	db.response.status_code    the SQLSTATE of an error (then also error.type, and status Error)
+//
+// Statement spans are only made when the session's span records (it is
+// sampled): a session that is not traced costs no span and no attribute
+// for its statements. A Bind's span goes on until the first Execute of its
+// portal completes; a portal run again after PortalSuspended has no span
+// of its own. A span whose request the server never answers (skipped after
+// an error in the extended protocol, or left when the session ended) ends
+// with status Error and says why.
+//
+// Metrics:
+//
+//	pgwarden.statements            counter, {statement}: judged statements, by pgwarden.decision
+//	                               and pgwarden.stage
+//	db.client.operation.duration   histogram, s: from the judgement to the completion of a
+//	                               statement (not of a Parse that succeeded, a preparation),
+//	                               refusals included; by db.system.name, db.operation.name and,
+//	                               on error, db.response.status_code and error.type
+//	pgwarden.sessions.active       up-down counter, {session}: sessions running
+//	pgwarden.sessions              counter, {session}: sessions ended, by
+//	                               pgwarden.session.end_reason
+//	pgwarden.bytes                 counter, By: protocol bytes relayed, by direction
+//	                               (client_to_server: what clients sent; server_to_client: what
+//	                               they received), added per relayed batch
+//	pgwarden.masked_cells          counter, {cell}: result cells masked; always 0 until the
+//	                               gateway can mask
+//	pgwarden.approvals.pending     up-down counter, {statement}: statements waiting for
+//	                               approval; always 0 until the gateway can hold them
+//
+// With the default providers and no SDK installed, telemetry costs a
+// statement two clock readings and calls to disabled instruments, and
+// allocates nothing.
+//
 // # Security defaults
 //
 // The zero Proxy refuses everybody. Every failure refuses: a missing plugin,

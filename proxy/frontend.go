@@ -63,6 +63,7 @@ func (s *clientSession) relayFrontend() {
 	defer s.sayGoodbye()
 	for {
 		if !s.cr.MessageReady() {
+			s.telFlushUp() // telemetry: pgwarden.bytes, per batch
 			if err := s.uw.Flush(); err != nil {
 				s.end(session.EndUpstreamClosed, pgError(session.CodeConnectionFailure, "lost the connection to the database server"))
 				return
@@ -82,6 +83,7 @@ func (s *clientSession) relayFrontend() {
 			s.clientReadFailed(err)
 			return
 		}
+		s.tel.up += int64(len(m.Raw)) // telemetry
 		if ferr := s.frontendMessage(m); ferr != nil {
 			if ferr != errSessionOver {
 				s.end(session.EndProtocolError, ferr)
@@ -174,6 +176,7 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 			}
 		}
 	}
+	start := time.Now() // telemetry: the statement's latency starts with its judgement
 	var held *policy.Decision
 	if kind != opFunctionCall || s.setup.ReadOnly {
 		d, err := s.barrier()
@@ -208,7 +211,7 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 			raw = refusedQuery
 		}
 	}
-	if err := s.sendStatement(raw, kind, st); err != nil {
+	if err := s.sendStatement(raw, kind, st, start); err != nil {
 		return err
 	}
 	if st.decision.Verdict == policy.Terminate {
@@ -238,13 +241,14 @@ func (s *clientSession) forwardBind(m wire.Message, o op, name string) *session.
 		// Refused at Parse: the server rejects the Bind by itself.
 		return s.forward(m.Raw, o)
 	}
+	start := time.Now() // telemetry: the statement's latency starts with its judgement
 	if s.setup.ReadOnly {
 		held, err := s.barrier()
 		if err != nil {
 			return err
 		}
 		if held != nil {
-			return s.refuseBind(o, st, *held, nil)
+			return s.refuseBind(o, st, *held, nil, start)
 		}
 	}
 	params, err := wire.BindParams(s.bindParams[:0], m.Body)
@@ -286,14 +290,15 @@ func (s *clientSession) forwardBind(m wire.Message, o op, name string) *session.
 			Statement: bindEvent(s.seq.Add(1), st, o.portal, params, d)}) {
 			return errSessionOver
 		}
+		o.tel = s.telStatement(st, policy.StageBind, d, start) // telemetry
 		return s.forward(m.Raw, o)
 	}
-	return s.refuseBind(o, st, d, params)
+	return s.refuseBind(o, st, d, params, start)
 }
 
 // refuseBind records a refused Bind and forwards, in its place, a Bind the
-// server is certain to reject.
-func (s *clientSession) refuseBind(o op, st *statement, d policy.Decision, params []wire.BindParam) *session.Error {
+// server is certain to reject. start is when its judgement began.
+func (s *clientSession) refuseBind(o op, st *statement, d policy.Decision, params []wire.BindParam, start time.Time) *session.Error {
 	o.refused = &d
 	if s.recording {
 		ev := session.Event{Kind: session.KindStatement, SessionID: s.info.ID, Time: time.Now(),
@@ -302,6 +307,7 @@ func (s *clientSession) refuseBind(o op, st *statement, d policy.Decision, param
 			return errSessionOver
 		}
 	}
+	o.tel = s.telStatement(st, policy.StageBind, d, start) // telemetry
 	if err := s.forward(refusedBind(o.portal), o); err != nil {
 		return err
 	}
@@ -311,8 +317,9 @@ func (s *clientSession) refuseBind(o op, st *statement, d policy.Decision, param
 	return nil
 }
 
-// sendStatement records the statement and forwards raw for it.
-func (s *clientSession) sendStatement(raw []byte, kind opKind, st *statement) *session.Error {
+// sendStatement records the statement and forwards raw for it. start is
+// when its judgement began.
+func (s *clientSession) sendStatement(raw []byte, kind opKind, st *statement, start time.Time) *session.Error {
 	if s.recording {
 		ev := session.Event{Kind: session.KindStatement, SessionID: s.info.ID, Time: time.Now(),
 			Statement: statementEvent(st.seq, st, stageOf(kind), st.decision)}
@@ -321,6 +328,7 @@ func (s *clientSession) sendStatement(raw []byte, kind opKind, st *statement) *s
 		}
 	}
 	o := op{kind: kind, stmt: st}
+	o.tel = s.telStatement(st, stageOf(kind), st.decision, start) // telemetry
 	if st.decision.Verdict != policy.Allow {
 		d := st.decision
 		o.refused = &d
@@ -398,9 +406,11 @@ func (s *clientSession) forward(raw []byte, o op) *session.Error {
 	if !s.pipe.tryPush(o) {
 		// Too many requests in flight: let the server catch up.
 		if err := s.uw.Flush(); err != nil {
+			o.tel.abandon("the gateway lost the connection to the server") // telemetry
 			return pgError(session.CodeConnectionFailure, "lost the connection to the database server")
 		}
 		if !s.pipe.pushWait(o) {
+			o.tel.abandon("the session ended") // telemetry
 			return errSessionOver
 		}
 	}

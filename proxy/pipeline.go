@@ -100,6 +100,9 @@ type op struct {
 	// verify, on a Query the gateway sent itself, collects the answer
 	// (see barrier); nothing of it reaches the client.
 	verify *verification
+	// tel follows a judged statement for telemetry, from its judgement to
+	// its answer (see telemetry.go).
+	tel opTelemetry
 }
 
 // pipeline is the queue of requests awaiting answers, in the order the
@@ -205,6 +208,7 @@ func (p *pipeline) popLocked() {
 
 // recycle keeps a removed request's slot for the next push.
 func (p *pipeline) recycle(o *op) {
+	o.tel.abandon("the server did not run it: an earlier request failed") // telemetry: answered ones were ended
 	*o = op{}
 	if len(p.free) < 64 {
 		p.free = append(p.free, o)

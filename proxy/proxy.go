@@ -11,6 +11,9 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/credstore"
 	"github.com/pgwarden/pgwarden/internal/analysis"
@@ -71,6 +74,16 @@ type Proxy struct {
 	// slog.Default().
 	Logger *slog.Logger
 
+	// TracerProvider makes the spans of sessions and statements (see
+	// Telemetry in the package documentation). nil means
+	// otel.GetTracerProvider(), which makes no spans unless the program
+	// installed a provider.
+	TracerProvider trace.TracerProvider
+	// MeterProvider makes the gateway's metrics (see Telemetry in the
+	// package documentation). nil means otel.GetMeterProvider(), which
+	// records nothing unless the program installed a provider.
+	MeterProvider metric.MeterProvider
+
 	mu        sync.Mutex
 	listeners map[*net.Listener]struct{}
 	conns     map[net.Conn]struct{} // accepted, not yet sessions
@@ -85,6 +98,10 @@ type Proxy struct {
 	analyzerOnce sync.Once
 	analysis     *analysis.Analyzer
 	suspended    map[suspensionKey]suspension // delegation chains kept out (see suspend)
+
+	// telemetryOnce makes tel, the tracer and instruments (see telemetry).
+	telemetryOnce sync.Once
+	tel           *telemetry
 }
 
 func (p *Proxy) logger() *slog.Logger {

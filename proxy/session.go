@@ -64,6 +64,8 @@ type clientSession struct {
 	seq          atomic.Int64          // statements sent so far
 	lastStmt     atomic.Int64          // unix nanoseconds of the last statement
 
+	tel sessionTelemetry // traces and metrics (see telemetry.go)
+
 	// Backend relay state.
 	cur        *op                   // the front of the pipeline, once looked up
 	portals    map[string]*statement // open portals, as the server has them, to the statement bound
@@ -135,6 +137,7 @@ func newClientSession(cc *clientConn, info *session.Info, up *upstreamConn, cred
 	s.names.SearchPath = up.searchPath
 	s.names.Protocol = s.protocolStatement
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.telInit() // telemetry
 	return s
 }
 
@@ -169,6 +172,7 @@ func (s *clientSession) start(ctx context.Context, raw net.Conn) *session.Error 
 	s.p.registerLocked(s)
 	delete(s.p.conns, raw)
 	s.p.mu.Unlock()
+	s.telStart() // telemetry: the session's span and pgwarden.sessions.active
 	if s.cred.Lease != "" {
 		s.recordCredential(session.CredentialIssued)
 	} else {
@@ -324,6 +328,7 @@ func (s *clientSession) finish() {
 	if s.endFatal != nil {
 		ev.ErrorCode, ev.Message = s.endFatal.Code, s.endFatal.Message
 	}
+	s.telFinish() // telemetry: ends the session's span and the spans left open
 	if s.recording {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := s.rec.Record(ctx, session.Event{Kind: session.KindSessionEnd, SessionID: s.info.ID,

@@ -26,7 +26,9 @@ import (
 // and read the access review. Every request carries the admin token as
 // "Authorization: Bearer <token>"; anything else is answered 401, before
 // the path is even looked at. It has no TLS: keep it on loopback (the
-// default), or behind a TLS-terminating proxy.
+// default), or behind a TLS-terminating proxy. With
+// telemetry.prometheus.enabled it also serves GET /metrics, with the token
+// unless telemetry.prometheus.require_token is false.
 
 // maxAdminBody bounds a request body.
 const maxAdminBody = 64 << 10
@@ -83,7 +85,29 @@ func newAdminHandler(g *gateway, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("DELETE /revocations", a.unrevoke)
 	mux.HandleFunc("GET /leases", a.leases)
 	mux.HandleFunc("POST /leases/{role}/revoke", a.revokeLease)
-	return a.authenticate(mux)
+	metrics := g.metricsHandler()
+	if metrics == nil {
+		return a.authenticate(mux)
+	}
+	if g.cfg.Telemetry.Prometheus.requireToken() {
+		mux.Handle("GET /metrics", metrics)
+		return a.authenticate(mux)
+	}
+	// telemetry.prometheus.require_token: false: a scraper reads
+	// /metrics without the token; every other path still needs it.
+	open := http.NewServeMux()
+	open.Handle("GET /metrics", metrics)
+	open.Handle("/", a.authenticate(mux))
+	return open
+}
+
+// metricsHandler returns the handler of GET /metrics (the Prometheus text
+// format); nil when telemetry.prometheus is not enabled.
+func (g *gateway) metricsHandler() http.Handler {
+	if g.telemetry == nil || g.telemetry.metrics == nil {
+		return nil
+	}
+	return g.telemetry.metrics
 }
 
 // authenticate answers 401 to requests without the admin token, and

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +33,9 @@ type testGateway struct {
 	adminURL string // http://host:port
 	token    string
 	logs     *syncBuffer
+	// stop shuts the gateway down as a SIGTERM would and checks that it
+	// stopped cleanly; the test's cleanup calls it too (it runs once).
+	stop func()
 }
 
 // startTestGateway loads text as a configuration (admin section
@@ -39,7 +43,14 @@ type testGateway struct {
 // it shuts it down as a SIGTERM would and checks that it stopped cleanly.
 func startTestGateway(t *testing.T, text, token string) *testGateway {
 	t.Helper()
-	cfg, err := loadConfig(writeFile(t, text))
+	return startTestGatewayFile(t, writeFile(t, text), token)
+}
+
+// startTestGatewayFile is startTestGateway with the configuration file at
+// path (relative paths in it are relative to its directory).
+func startTestGatewayFile(t *testing.T, path, token string) *testGateway {
+	t.Helper()
+	cfg, err := loadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +71,7 @@ func startTestGateway(t *testing.T, text, token string) *testGateway {
 	sigs := make(chan os.Signal, 1)
 	done := make(chan error, 1)
 	go func() { done <- serveUntilSignal(g, ln, adminLn, sigs, logger) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		sigs <- syscall.SIGTERM
 		select {
 		case err := <-done:
@@ -70,11 +81,14 @@ func startTestGateway(t *testing.T, text, token string) *testGateway {
 		case <-time.After(shutdownGrace + 10*time.Second):
 			t.Error("the gateway did not stop")
 		}
+	})
+	t.Cleanup(func() {
+		stop()
 		if t.Failed() {
 			t.Logf("gateway logs:\n%s", logs.String())
 		}
 	})
-	return &testGateway{g: g, addr: ln.Addr().String(), adminURL: "http://" + adminLn.Addr().String(), token: token, logs: logs}
+	return &testGateway{g: g, addr: ln.Addr().String(), adminURL: "http://" + adminLn.Addr().String(), token: token, logs: logs, stop: stop}
 }
 
 // call sends a request to the admin API with the bearer token auth (none

@@ -34,16 +34,23 @@ type gateway struct {
 	gatewayID string
 	// revocations keeps the admin API's revocations across restarts.
 	revocations *revocationFile
-	logger      *slog.Logger
+	// stores are the recording section's stores, closed after the proxy;
+	// none without the section, and when built by checkProxy.
+	stores []namedStore
+	// telemetry holds the telemetry section's providers; nil without it,
+	// and when built by checkProxy.
+	telemetry *telemetry
+	logger    *slog.Logger
 }
 
 // buildProxy turns a loaded configuration into a gateway ready to serve.
 // It reads the files the configuration names (certificates, keys, CA
 // bundle) and, with credentials.dynamic, connects to the admin database
 // (bounded by ctx): it checks the template roles, prepares the lease store
-// and ends the leases this gateway_id left behind. Its errors name the key
-// path and line of the setting at fault. Close the gateway after the
-// proxy's Shutdown or Close.
+// and ends the leases this gateway_id left behind. It opens the recording
+// stores (recording.postgres connects) and the telemetry exporters. Its
+// errors name the key path and line of the setting at fault. Close the
+// gateway after the proxy's Shutdown or Close.
 func buildProxy(ctx context.Context, cfg *config, logger *slog.Logger) (*gateway, error) {
 	return build(ctx, cfg, logger, true)
 }
@@ -52,7 +59,10 @@ func buildProxy(ctx context.Context, cfg *config, logger *slog.Logger) (*gateway
 // anywhere, for `pgwarden check`: credentials.dynamic is checked (the
 // lease file's directory) but its store is not created, so the gateway
 // would give static credentials only. Creating it would also end the
-// leases of a running gateway with the same gateway_id.
+// leases of a running gateway with the same gateway_id. Likewise the
+// recording stores are not opened (recording.dir's parent directory is
+// checked; opening the journal would recover a running gateway's
+// sessions) and no telemetry is built.
 func checkProxy(cfg *config, logger *slog.Logger) (*gateway, error) {
 	return build(context.Background(), cfg, logger, false)
 }
@@ -80,6 +90,17 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, connect bool) 
 		return nil, err
 	}
 	g := &gateway{cfg: cfg, static: static, logger: logger}
+	recorder, recStores, err := buildRecorder(ctx, cfg, logger, connect)
+	if err != nil {
+		return nil, err
+	}
+	g.stores = recStores
+	if connect {
+		if g.telemetry, err = buildTelemetry(ctx, cfg); err != nil {
+			g.Close()
+			return nil, err
+		}
+	}
 	var stores firstCredential
 	if static != nil {
 		stores = append(stores, static)
@@ -91,6 +112,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, connect bool) 
 		dc := dynamicStoreConfig(cfg, leases, logger)
 		d, err := credstore.NewDynamic(ctx, dc)
 		if err != nil {
+			g.Close()
 			// credstore's errors never quote the connection string.
 			return nil, cfg.problemAt("credentials.dynamic", "%w", err)
 		}
@@ -106,6 +128,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, connect bool) 
 		Authenticator:                    authenticator,
 		Credentials:                      creds,
 		Policy:                           buildPolicy(cfg),
+		Recorder:                         recorder,
 		Upstream:                         upstream,
 		TLS:                              clientTLS,
 		AllowPlaintext:                   cfg.TLS != nil && bool(cfg.TLS.AllowPlaintext),
@@ -113,6 +136,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, connect bool) 
 		Limits:                           buildLimits(cfg),
 		Logger:                           logger,
 	}
+	g.proxy.TracerProvider, g.proxy.MeterProvider = g.telemetry.providers()
 	for _, name := range cfg.StartupParameters {
 		g.proxy.StartupParameters = append(g.proxy.StartupParameters, string(name))
 	}
@@ -124,15 +148,34 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, connect bool) 
 	return g, nil
 }
 
+// telemetryFlushTimeout bounds the last export of traces and metrics when
+// the gateway closes.
+const telemetryFlushTimeout = 5 * time.Second
+
 // Close releases what the gateway holds besides the proxy: it stops the
 // dynamic store's sweeper, ends the leases it still holds and closes its
-// admin connections. Call it after the proxy's Shutdown or Close, once no
-// session needs a credential.
+// admin connections; then it closes the recording stores (a session still
+// open stays unsealed until the journal is opened again), and flushes and
+// stops the telemetry exporters. Call it after the proxy's Shutdown or
+// Close, once no session needs a credential or records an event.
 func (g *gateway) Close() error {
-	if g.dynamic == nil {
-		return nil
+	var errs []error
+	if g.dynamic != nil {
+		if err := g.dynamic.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("ending the remaining leases: %w", err))
+		}
 	}
-	return g.dynamic.Close()
+	if err := closeStores(g.stores); err != nil {
+		errs = append(errs, fmt.Errorf("closing the recording stores: %w", err))
+	}
+	g.stores = nil
+	ctx, cancel := context.WithTimeout(context.Background(), telemetryFlushTimeout)
+	defer cancel()
+	if err := g.telemetry.shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("flushing the telemetry: %w", err))
+	}
+	g.telemetry = nil
+	return errors.Join(errs...)
 }
 
 // firstCredential is a credential store that asks its stores in order: the

@@ -22,7 +22,8 @@ func TestUsage(t *testing.T) {
 		if code != exitUsage || !strings.Contains(stderr, "Usage:") {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and the usage", args, code, stderr)
 		}
-		for _, cmd := range []string{"serve --config", "check --config", "hash-password", "demo [--listen", "review [--admin URL]"} {
+		for _, cmd := range []string{"serve --config", "check --config", "hash-password", "demo [--listen", "review [--admin URL]",
+			"sessions --config", "replay --config", "verify --config"} {
 			if !strings.Contains(stderr, cmd) {
 				t.Errorf("usage does not list %q", cmd)
 			}

@@ -43,6 +43,11 @@ type config struct {
 	// Admin, when present, serves the admin HTTP API (sessions,
 	// revocations, the access review) next to the proxy.
 	Admin *adminConfig `yaml:"admin"`
+	// Recording says where the sessions' events are recorded. Absent:
+	// nowhere (session.Discard), with a warning.
+	Recording *recordingConfig `yaml:"recording"`
+	// Telemetry exports traces and metrics (OpenTelemetry). Absent: none.
+	Telemetry *telemetryConfig `yaml:"telemetry"`
 
 	// file is the configuration file's path, as given.
 	file string
@@ -252,6 +257,74 @@ type adminConfig struct {
 	RevocationsFile envString `yaml:"revocations_file"`
 }
 
+// Values of recording.fail.
+const (
+	// recordingFailClosed: an event that cannot be recorded ends its
+	// session (the statement is not forwarded). The default.
+	recordingFailClosed = "closed"
+	// recordingFailBestEffort: the session goes on unrecorded, and the
+	// failure is logged.
+	recordingFailBestEffort = "best_effort"
+)
+
+// recordingConfig is the recording section: the stores that keep every
+// session's events, each session as a ledger (a keyed hash chain, see
+// session.VerifyLedger). Give dir, postgres or both (then every event is
+// recorded to both, and a failure of either counts).
+type recordingConfig struct {
+	// Dir is the file store's directory (session/journal); relative to
+	// the config file. Its parent directory must exist.
+	Dir envString `yaml:"dir"`
+	// Postgres is the connection string (libpq keyword/value or URL) of
+	// the PostgreSQL store (session/pgstore); a secret.
+	Postgres envSecret `yaml:"postgres"`
+	// Key is the ledger's MAC key: required, at least minRecordingKey
+	// characters. The same key verifies the recordings later: keep it.
+	Key envSecret `yaml:"key"`
+	// Fail is closed (default) or best_effort: see recordingFailClosed.
+	Fail envString `yaml:"fail"`
+}
+
+// telemetryConfig is the telemetry section: OpenTelemetry traces and
+// metrics of the proxy, under the service name "pgwarden".
+type telemetryConfig struct {
+	// OTLP, when present, exports traces and metrics with OTLP/HTTP.
+	OTLP *otlpConfig `yaml:"otlp"`
+	// Prometheus, when present and enabled, serves the metrics at
+	// /metrics on the admin listener.
+	Prometheus *prometheusConfig `yaml:"prometheus"`
+}
+
+// otlpConfig is telemetry.otlp: an OTLP/HTTP collector.
+type otlpConfig struct {
+	// Endpoint is the collector's host:port (traces go to /v1/traces,
+	// metrics to /v1/metrics). Required.
+	Endpoint envString `yaml:"endpoint"`
+	// Insecure sends plain HTTP instead of HTTPS. Default false.
+	Insecure envBool `yaml:"insecure"`
+}
+
+// prometheusConfig is telemetry.prometheus: the metrics in the
+// Prometheus text format on the admin listener (it needs the admin
+// section).
+type prometheusConfig struct {
+	// Enabled serves GET /metrics. Default false.
+	Enabled envBool `yaml:"enabled"`
+	// RequireToken makes /metrics ask for the admin token like the rest
+	// of the admin API. Absent: true; false lets a scraper in without it.
+	RequireToken *envBool `yaml:"require_token"`
+}
+
+// requireToken reports whether /metrics needs the admin token.
+func (p *prometheusConfig) requireToken() bool {
+	return p.RequireToken == nil || bool(*p.RequireToken)
+}
+
+// prometheusEnabled reports whether /metrics is served.
+func (c *config) prometheusEnabled() bool {
+	return c.Telemetry != nil && c.Telemetry.Prometheus != nil && bool(c.Telemetry.Prometheus.Enabled)
+}
+
 // credentialConfig is one static database credential.
 type credentialConfig struct {
 	User     envString   `yaml:"user"`
@@ -362,6 +435,12 @@ func (c *config) complete(dir string) {
 			c.Admin.Listen = defaultAdminListen
 		}
 		resolve(&c.Admin.RevocationsFile)
+	}
+	if r := c.Recording; r != nil {
+		resolve(&r.Dir)
+		if r.Fail == "" {
+			r.Fail = recordingFailClosed
+		}
 	}
 	if c.Upstream.TLS == "" {
 		c.Upstream.TLS = upstreamTLSVerifyFull

@@ -142,8 +142,13 @@ func TestLoadDefaults(t *testing.T) {
 	if cfg.Log.Level != "info" || cfg.Log.Format != "text" {
 		t.Errorf("log = %+v, want info/text", cfg.Log)
 	}
-	if len(cfg.warnings) != 0 {
-		t.Errorf("warnings = %q, want none", cfg.warnings)
+	// Without a recording section, sessions are not recorded: the one
+	// warning.
+	if len(cfg.warnings) != 1 || cfg.warnings[0] != "recording: "+noRecordingWarning {
+		t.Errorf("warnings = %q, want only %q", cfg.warnings, noRecordingWarning)
+	}
+	if cfg.Recording != nil || cfg.Telemetry != nil {
+		t.Errorf("recording = %+v, telemetry = %+v; want nil", cfg.Recording, cfg.Telemetry)
 	}
 }
 
@@ -178,8 +183,8 @@ func TestAbsentPolicyBlocks(t *testing.T) {
 	if cfg.Policy == nil || cfg.Policy.Default != "block" {
 		t.Fatalf("policy = %+v, want default block", cfg.Policy)
 	}
-	if len(cfg.warnings) != 1 || !strings.Contains(cfg.warnings[0], "every statement is refused") {
-		t.Errorf("warnings = %q, want one about the missing policy", cfg.warnings)
+	if len(otherWarnings(cfg)) != 1 || !strings.Contains(otherWarnings(cfg)[0], "every statement is refused") {
+		t.Errorf("warnings = %q, want one about the missing policy", otherWarnings(cfg))
 	}
 }
 
@@ -593,7 +598,8 @@ func TestExampleConfig(t *testing.T) {
 }
 
 // TestExampleConfigCommentedSections uncomments the example's
-// credentials.dynamic and admin sections and loads the result.
+// credentials.dynamic, admin, recording and telemetry sections and loads
+// the result.
 func TestExampleConfigCommentedSections(t *testing.T) {
 	t.Setenv("APP_RO_PASSWORD", "app-ro-secret")
 	t.Setenv("APP_OPS_PASSWORD", "app-ops-secret")
@@ -601,12 +607,14 @@ func TestExampleConfigCommentedSections(t *testing.T) {
 	t.Setenv("IDP_INTROSPECTION_SECRET", "introspection-secret")
 	t.Setenv("PGWARDEN_ADMIN_DSN", "host=127.0.0.1 user=pgwarden_admin dbname=app")
 	t.Setenv("PGWARDEN_ADMIN_TOKEN", testAdminToken)
+	t.Setenv("PGWARDEN_AUDIT_DSN", "host=127.0.0.1 user=pgwarden_recorder dbname=audit")
+	t.Setenv("PGWARDEN_RECORDING_KEY", testRecordingKey)
 	data, err := os.ReadFile("pgwarden.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(string(data), "\n")
-	for _, block := range []struct{ start, body string }{{"  # dynamic:", "  #   "}, {"# admin:", "#   "}} {
+	for _, block := range []struct{ start, body string }{{"  # dynamic:", "  #   "}, {"# admin:", "#   "}, {"# recording:", "#   "}, {"# telemetry:", "#   "}} {
 		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, block.start) })
 		if i < 0 {
 			t.Fatalf("no %q in the example", block.start)
@@ -630,6 +638,18 @@ func TestExampleConfigCommentedSections(t *testing.T) {
 	}
 	if cfg.Admin == nil || cfg.Admin.Listen != "127.0.0.1:6480" || cfg.Admin.Token.Reveal() != testAdminToken || cfg.Admin.RevocationsFile == "" {
 		t.Errorf("admin = %+v", cfg.Admin)
+	}
+	r, tel := cfg.Recording, cfg.Telemetry
+	if r == nil || r.Dir != envString(filepath.Join(filepath.Dir(path), "recordings")) || r.Postgres.IsZero() ||
+		r.Key.Reveal() != testRecordingKey || r.Fail != recordingFailClosed {
+		t.Errorf("recording = %+v", r)
+	}
+	if tel == nil || tel.OTLP == nil || tel.OTLP.Endpoint != "127.0.0.1:4318" || !bool(tel.OTLP.Insecure) ||
+		!cfg.prometheusEnabled() || !tel.Prometheus.requireToken() {
+		t.Errorf("telemetry = %+v", tel)
+	}
+	if len(cfg.warnings) != 0 {
+		t.Errorf("warnings = %q, want none", cfg.warnings)
 	}
 	if _, err := checkProxy(cfg, slog.New(slog.DiscardHandler)); err != nil {
 		t.Errorf("checkProxy: %v", err)

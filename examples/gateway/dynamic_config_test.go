@@ -57,8 +57,8 @@ func TestLoadDynamicAndAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.warnings) != 0 {
-		t.Errorf("warnings = %q, want none", cfg.warnings)
+	if len(otherWarnings(cfg)) != 0 {
+		t.Errorf("warnings = %q, want none", otherWarnings(cfg))
 	}
 	d := cfg.Credentials.Dynamic
 	if d == nil || d.AdminDSN.Reveal() != "host=db.internal user=pgwarden password=Adm1n-Passw0rd dbname=app" {
@@ -103,8 +103,8 @@ func TestDynamicAndAdminDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.warnings) != 1 || !strings.Contains(cfg.warnings[0], "line 12: admin: no revocations_file: identities revoked through the admin API get back in when the gateway restarts") {
-		t.Errorf("warnings = %q, want one about the revocations file (alice matches the template)", cfg.warnings)
+	if len(otherWarnings(cfg)) != 1 || !strings.Contains(otherWarnings(cfg)[0], "line 12: admin: no revocations_file: identities revoked through the admin API get back in when the gateway restarts") {
+		t.Errorf("warnings = %q, want one about the revocations file (alice matches the template)", otherWarnings(cfg))
 	}
 	if cfg.Credentials.Static != nil || cfg.Credentials.Dynamic.LeaseStore != nil {
 		t.Errorf("credentials = %+v", cfg.Credentials)
@@ -146,16 +146,16 @@ policy:
 		"line 18: admin.listen: the admin API is not on loopback and has no TLS",
 		"line 17: admin: no revocations_file",
 	}
-	if len(cfg.warnings) != len(want) {
-		t.Fatalf("warnings = %q, want %d", cfg.warnings, len(want))
+	if len(otherWarnings(cfg)) != len(want) {
+		t.Fatalf("warnings = %q, want %d", otherWarnings(cfg), len(want))
 	}
 	for _, w := range want {
 		found := false
-		for _, got := range cfg.warnings {
+		for _, got := range otherWarnings(cfg) {
 			found = found || strings.Contains(got, w)
 		}
 		if !found {
-			t.Errorf("no warning %q in %q", w, cfg.warnings)
+			t.Errorf("no warning %q in %q", w, otherWarnings(cfg))
 		}
 	}
 
@@ -167,8 +167,8 @@ policy:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.warnings) != 1 || !strings.Contains(cfg.warnings[0], "auth.users[0]: this user matches no credentials.static entry or credentials.dynamic template") {
-		t.Errorf("warnings = %q", cfg.warnings)
+	if len(otherWarnings(cfg)) != 1 || !strings.Contains(otherWarnings(cfg)[0], "auth.users[0]: this user matches no credentials.static entry or credentials.dynamic template") {
+		t.Errorf("warnings = %q", otherWarnings(cfg))
 	}
 }
 

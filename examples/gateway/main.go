@@ -53,6 +53,15 @@ Usage:
   pgwarden review [--admin URL] [--token-file F] [--json] [--stale 1h]
                                   print the access review of a running gateway (its
                                   admin API; the token from F or $PGWARDEN_ADMIN_TOKEN)
+  pgwarden sessions --config FILE [--subject S] [--since T] [--until T]
+                 [--table T] [--verdict V] [--store dir|postgres] [--json]
+                                  list the recorded sessions (recording section)
+  pgwarden replay --config FILE [--speed X] [--store dir|postgres] ID
+                                  print a recorded session as a timeline; with --speed,
+                                  as it happened, X times faster (1: real time)
+  pgwarden verify --config FILE [--allow-open] [--store dir|postgres] [ID...]
+                                  verify the recorded sessions' ledgers; exit status 1
+                                  unless every one is intact and sealed
   pgwarden help                   print this help
 
 On SIGINT or SIGTERM, serve stops accepting connections and lets sessions
@@ -81,6 +90,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return demoCommand(rest, stdout, stderr)
 	case "review":
 		return reviewCommand(rest, stdout, stderr)
+	case "sessions":
+		return sessionsCommand(rest, stdout, stderr)
+	case "replay":
+		return replayCommand(rest, stdout, stderr)
+	case "verify":
+		return verifyCommand(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/pgwarden/pgwarden/proxy"
 )
 
@@ -46,6 +48,8 @@ func serveCommand(args []string, stderr io.Writer) int {
 		return exitError
 	}
 	logger := newLogger(cfg, stderr)
+	// OpenTelemetry's own errors (an export that failed) go to the log.
+	otel.SetErrorHandler(otelErrorHandler{log: logger})
 	for _, w := range cfg.warnings {
 		logger.Warn("config: " + w)
 	}
@@ -62,7 +66,8 @@ func serveCommand(args []string, stderr io.Writer) int {
 	}
 	logger.Info("pgwarden: serving", "addr", ln.Addr().String(), "tls", cfg.TLS != nil,
 		"upstream", string(cfg.Upstream.Address), "upstream_tls", string(cfg.Upstream.TLS),
-		"dynamic_credentials", g.dynamic != nil, "gateway_id", g.gatewayID)
+		"dynamic_credentials", g.dynamic != nil, "gateway_id", g.gatewayID, "recording", g.recordingStores(),
+		"otlp", cfg.Telemetry != nil && cfg.Telemetry.OTLP != nil, "prometheus", cfg.prometheusEnabled())
 	if adminLn != nil {
 		logger.Info("pgwarden: admin API serving", "addr", "http://"+adminLn.Addr().String())
 	}
@@ -113,10 +118,11 @@ func listen(cfg *config) (ln, adminLn net.Listener, err error) {
 	return ln, adminLn, nil
 }
 
-// closeGateway closes g (its dynamic store), logging a failure.
+// closeGateway closes g (its dynamic store, recording stores and
+// telemetry), logging a failure.
 func closeGateway(g *gateway, logger *slog.Logger) {
 	if err := g.Close(); err != nil {
-		logger.Error("pgwarden: ending the remaining leases", "err", err)
+		logger.Error("pgwarden: closing the gateway", "err", err)
 	}
 }
 

@@ -31,6 +31,8 @@ func (c *config) validate() []problem {
 	c.validateLimits(v)
 	c.validateLog(v)
 	c.validateAdmin(v)
+	c.validateRecording(v)
+	c.validateTelemetry(v)
 	c.warnings = v.warnings
 	return v.problems
 }
