@@ -8,6 +8,7 @@ FUZZ_WIRE  ?= 300000x
 FUZZ_RELAY ?= 40000x
 FUZZ_SQL   ?= 20000x
 FUZZ_AUTH  ?= 20000x
+FUZZ_JOURNAL ?= 5000x
 
 .PHONY: build demo test check unit fuzz bench deps clean
 
@@ -40,7 +41,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseOAuthBearer$$' -fuzztime $(FUZZ_AUTH) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzOIDCToken$$' -fuzztime $(FUZZ_AUTH) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzSAMLPassword$$' -fuzztime $(FUZZ_AUTH) ./auth
-	$(GO) test -run '^$$' -fuzz '^FuzzReadJournal$$' -fuzztime $(FUZZ_AUTH) ./session/journal
+	$(GO) test -run '^$$' -fuzz '^FuzzReadJournal$$' -fuzztime $(FUZZ_JOURNAL) ./session/journal
 
 ## bench: pgbench -S direct, through pgwarden and through pgbouncer, in one run
 bench: deps build
