@@ -60,8 +60,9 @@
 // "github.com/pgwarden/pgwarden/proxy"; attribute names follow the
 // OpenTelemetry semantic conventions (1.40) where they have one, and are
 // under "pgwarden." where they do not. Telemetry never carries a
-// credential, a literal of a statement, a Bind parameter or the text of a
-// server's error message (which may quote values).
+// credential, a literal or a comment of a statement, a Bind parameter or
+// the text of a server's error message (which may quote values); names
+// stay, and so does a value written as a bare word (SET x = word).
 //
 // Spans. Each session has a span "pgwarden.session" (kind server), from
 // the client's connection to the end of the session, with:
@@ -137,8 +138,8 @@
 //	                               approval; always 0 until the gateway can hold them
 //
 // With the default providers and no SDK installed, telemetry costs a
-// statement two clock readings and calls to disabled instruments, and
-// allocates nothing.
+// statement a clock reading or two and calls to disabled instruments, and
+// allocates nothing (but the "BATCH" name of a multi-statement Query).
 //
 // # Security defaults
 //

@@ -186,7 +186,7 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 		held = d
 	}
 	st.seq = s.seq.Add(1)
-	s.lastStmt.Store(time.Now().UnixNano())
+	s.lastStmt.Store(start.UnixNano())
 	switch {
 	case held != nil:
 		st.decision = *held
