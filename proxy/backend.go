@@ -145,7 +145,7 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 		if _, exists := s.portals[o.portal]; !exists && s.overLimit(len(s.portals)) {
 			return nil, pgError(session.CodeProgramLimitExceeded, "too many open portals in this session")
 		}
-		s.portals[o.portal] = answered(o.stmt)
+		s.portals[o.portal] = portal{stmt: answered(o.stmt), seq: o.seq}
 		s.telBound(o) // telemetry: the Bind's span goes on with the portal's Execute
 		s.pop()
 	case '3': // CloseComplete
@@ -230,7 +230,8 @@ func (s *clientSession) front() *op {
 	if s.cur == nil {
 		s.cur = s.pipe.front()
 		if o := s.cur; o != nil && o.kind == opExecute {
-			o.stmt = s.portals[o.portal]
+			p := s.portals[o.portal]
+			o.stmt, o.seq = p.stmt, p.seq
 			s.telExecute(o) // telemetry
 		}
 	}
@@ -341,7 +342,7 @@ func (s *clientSession) complete(o *op, tag []byte, errCode, errMessage string) 
 		return true
 	}
 	return s.record(session.Event{Kind: session.KindResult, SessionID: s.info.ID, Time: time.Now(),
-		Result: &session.ResultEvent{Seq: o.stmt.seq, Tag: string(tag), Rows: rows, Duration: time.Since(o.sent),
+		Result: &session.ResultEvent{Seq: o.stmt.seq, Bind: o.seq, Tag: string(tag), Rows: rows, Duration: time.Since(o.sent),
 			ErrorCode: errCode, ErrorMessage: errMessage}})
 }
 

@@ -286,9 +286,12 @@ func (s *clientSession) forwardBind(m wire.Message, o op, name string) *session.
 		if runsAtRunTime(st.analysis) {
 			s.stale = true
 		}
-		if s.recording && !s.record(session.Event{Kind: session.KindStatement, SessionID: s.info.ID, Time: time.Now(),
-			Statement: bindEvent(s.seq.Add(1), st, o.portal, params, d)}) {
-			return errSessionOver
+		if s.recording {
+			o.seq = s.seq.Add(1) // the portal's results belong to this Bind
+			if !s.record(session.Event{Kind: session.KindStatement, SessionID: s.info.ID, Time: time.Now(),
+				Statement: bindEvent(o.seq, st, o.portal, params, d)}) {
+				return errSessionOver
+			}
 		}
 		o.tel = s.telStatement(st, policy.StageBind, d, start) // telemetry
 		return s.forward(m.Raw, o)
@@ -301,8 +304,9 @@ func (s *clientSession) forwardBind(m wire.Message, o op, name string) *session.
 func (s *clientSession) refuseBind(o op, st *statement, d policy.Decision, params []wire.BindParam, start time.Time) *session.Error {
 	o.refused = &d
 	if s.recording {
+		o.seq = s.seq.Add(1)
 		ev := session.Event{Kind: session.KindStatement, SessionID: s.info.ID, Time: time.Now(),
-			Statement: bindEvent(s.seq.Add(1), st, o.portal, params, d)}
+			Statement: bindEvent(o.seq, st, o.portal, params, d)}
 		if !s.record(ev) {
 			return errSessionOver
 		}
@@ -400,7 +404,7 @@ func (s *clientSession) overLimit(n int) bool {
 
 // forward queues o as awaiting an answer and writes raw to the server.
 func (s *clientSession) forward(raw []byte, o op) *session.Error {
-	if s.recording && o.stmt != nil {
+	if s.recording && (o.stmt != nil || o.kind == opExecute) {
 		o.sent = time.Now() // for the result's duration
 	}
 	if !s.pipe.tryPush(o) {

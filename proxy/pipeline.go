@@ -40,6 +40,13 @@ func (k opKind) extended() bool {
 	return k == opParse || k == opBind || k == opDescribe || k == opExecute || k == opClose
 }
 
+// portal is an open portal: the statement bound, and the statement event
+// of the Bind that opened it (0 when not recorded).
+type portal struct {
+	stmt *statement
+	seq  int64
+}
+
 // statement is a statement the client sent, as judged. Its fields are
 // immutable once it is forwarded, so both relay directions may hold it;
 // only parse changes, once, when the server answers its Parse.
@@ -92,6 +99,9 @@ type op struct {
 	refused *policy.Decision
 	// sent is when the request was forwarded.
 	sent time.Time
+	// seq is a Bind's own statement event, and for the Execute of its
+	// portal, that Bind's (ResultEvent.Bind).
+	seq int64
 	// rows counts DataRows of the current command.
 	rows int64
 	// copyIn is set once the server entered COPY FROM STDIN (or COPY BOTH)

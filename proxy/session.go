@@ -68,7 +68,7 @@ type clientSession struct {
 
 	// Backend relay state.
 	cur        *op                   // the front of the pipeline, once looked up
-	portals    map[string]*statement // open portals, as the server has them, to the statement bound
+	portals    map[string]portal     // open portals, as the server has them
 	skipToSync bool
 	txStatus   atomic.Uint32 // 'I', 'T' or 'E'
 
@@ -127,7 +127,7 @@ func newClientSession(cc *clientConn, info *session.Info, up *upstreamConn, cred
 		up: up, ur: wire.NewReader(up.conn, lim.MaxUpstreamMessageSize), uw: bufio.NewWriterSize(up.conn, relayBuffer),
 		pipe:       newPipeline(lim.MaxPipeline),
 		statements: map[string]*statement{},
-		portals:    map[string]*statement{},
+		portals:    map[string]portal{},
 		cred:       cred, release: release,
 		backend: make(chan struct{}),
 	}

@@ -125,8 +125,13 @@ type StatementEvent struct {
 // ResultEvent records how the server finished a statement (one per command
 // completed, error or empty query).
 type ResultEvent struct {
-	// Seq is the StatementEvent this result belongs to.
+	// Seq is the StatementEvent of the statement the server ran (for the
+	// extended protocol, the Parse that defined it).
 	Seq int64 `json:"seq"`
+	// Bind, for the Execute of a portal, is the StatementEvent of the Bind
+	// that opened the portal: the parameters this result was computed
+	// with.
+	Bind int64 `json:"bind,omitempty"`
 	// Tag is the command tag, for example "SELECT 3".
 	Tag string `json:"tag,omitempty"`
 	// Rows is the number of rows the client received for this command.
