@@ -67,8 +67,8 @@ type clientSession struct {
 	tel sessionTelemetry // traces and metrics (see telemetry.go)
 
 	// Backend relay state.
-	cur        *op                   // the front of the pipeline, once looked up
-	portals    map[string]portal     // open portals, as the server has them
+	cur        *op               // the front of the pipeline, once looked up
+	portals    map[string]portal // open portals, as the server has them
 	skipToSync bool
 	txStatus   atomic.Uint32 // 'I', 'T' or 'E'
 
