@@ -1,7 +1,6 @@
 package credstore_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/pgwarden/pgwarden/credstore"
 	"github.com/pgwarden/pgwarden/internal/pgtest"
+	"github.com/pgwarden/pgwarden/internal/testlog"
 	"github.com/pgwarden/pgwarden/session"
 )
 
@@ -125,23 +125,8 @@ func testContext(t testing.TB) context.Context {
 	return ctx
 }
 
-// logBuffer collects a store's logs; safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// logBuffer is a concurrent log buffer.
+type logBuffer = testlog.Buffer
 
 // dyn is a Dynamic store under test with its captured logs.
 type dyn struct {

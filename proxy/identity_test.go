@@ -28,6 +28,7 @@ import (
 	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/internal/devidp"
 	"github.com/pgwarden/pgwarden/internal/testcert"
+	"github.com/pgwarden/pgwarden/internal/testlog"
 	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/proxy"
 	"github.com/pgwarden/pgwarden/session"
@@ -83,23 +84,8 @@ func identOIDC(t testing.TB, idp *devidp.Provider, change func(*auth.OIDCConfig)
 	return a
 }
 
-// identLog is a log destination that keeps everything written to it.
-type identLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *identLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *identLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// identLog is a concurrent log buffer.
+type identLog = testlog.Buffer
 
 // identGateway is a gateway whose logs are kept, and which checks when the
 // test ends (after the gateway closed) that neither its log nor its

@@ -1,7 +1,6 @@
 package pgstore_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgwarden/pgwarden/internal/pgtest"
+	"github.com/pgwarden/pgwarden/internal/testlog"
 	"github.com/pgwarden/pgwarden/session"
 	"github.com/pgwarden/pgwarden/session/pgstore"
 )
@@ -90,23 +90,8 @@ func tableFor(t testing.TB) string {
 	return fmt.Sprintf("ev_%s_%d", name, tableSeq.Add(1))
 }
 
-// logBuffer collects a store's logs; safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// logBuffer is a concurrent log buffer.
+type logBuffer = testlog.Buffer
 
 // testStore is a Store under test with its table and logs.
 type testStore struct {
