@@ -88,6 +88,7 @@ type options struct {
 	procs    int
 	keep     bool
 	policy   string
+	record   bool
 }
 
 func main() {
@@ -153,6 +154,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	modes := fs.String("modes", "simple,prepared", "comma-separated pgbench query modes (simple, extended, prepared)")
 	fs.IntVar(&o.procs, "pgwarden-procs", 0, "GOMAXPROCS for pgwarden (0: Go's default, one per core; 1 matches pgbouncer's single thread)")
 	fs.StringVar(&o.policy, "policy", "rules", "pgwarden's policy: rules (read-only and block rules: every statement analysed) or allow (allow-all)")
+	fs.BoolVar(&o.record, "recording", false, "record every pgwarden session to a file store (write-ahead, group commit)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the proxies' temporary directories (configs, logs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -237,7 +239,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		Binary: o.pgwarden, Upstream: cluster.Addr(),
 		User: clientUser, Password: clientPassword,
 		DBUser: direct.User, DBPassword: direct.Password,
-		Database: database, Procs: o.procs, Rules: o.policy == "rules", Progress: stderr,
+		Database: database, Procs: o.procs, Rules: o.policy == "rules", Recording: o.record, Progress: stderr,
 	})
 	if err != nil {
 		return err

@@ -34,6 +34,9 @@ type PgwardenOptions struct {
 	// blocked table, the dangerous functions, no DDL) instead of allowing
 	// everything.
 	Rules bool
+	// Recording, when set, records every session to a file store in the
+	// gateway's directory (write-ahead, group commit).
+	Recording bool
 	// Progress receives progress messages.
 	Progress io.Writer
 }
@@ -81,6 +84,9 @@ func StartPgwarden(ctx context.Context, o PgwardenOptions) (t *Target, err error
 	} else {
 		t.Software += ", policy: allow-all"
 	}
+	if o.Recording {
+		t.Software += ", recording: file store"
+	}
 	if t.proc, err = startProcess("pgwarden", cmd, filepath.Join(dir, "pgwarden.log"), syscall.SIGTERM); err != nil {
 		return t, err
 	}
@@ -111,6 +117,10 @@ func pgwardenConfig(t *Target, o PgwardenOptions) string {
 `)
 	} else {
 		fmt.Fprintf(&b, "policy: {default: allow}\n")
+	}
+	if o.Recording {
+		// A throwaway key: the recordings are removed with the directory.
+		fmt.Fprintf(&b, "recording: {dir: recordings, key: %s}\n", q(strings.Repeat("bench-recording-key-", 3)))
 	}
 	fmt.Fprintf(&b, "log: {level: warn}\n")
 	return b.String()
