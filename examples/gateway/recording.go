@@ -85,7 +85,7 @@ func openStores(ctx context.Context, cfg *config, logger *slog.Logger, only ...s
 		return nil, err
 	}
 	if r.Dir != "" && want("dir") {
-		j, err := journal.Open(string(r.Dir), r.Key.Secret, journal.Options{Logger: logger})
+		j, err := journal.Open(string(r.Dir), r.Key.Secret, journal.Options{Logger: logger, Durable: statementsOnly})
 		if errors.Is(err, journal.ErrLocked) {
 			return fail(cfg.problemAt("recording.dir", "%w: another gateway records to it (give each gateway its own directory)", err))
 		}
@@ -95,7 +95,7 @@ func openStores(ctx context.Context, cfg *config, logger *slog.Logger, only ...s
 		stores = append(stores, namedStore{path: "recording.dir", store: j})
 	}
 	if !r.Postgres.IsZero() && want("postgres") {
-		s, err := pgstore.Open(ctx, r.Postgres.Secret, r.Key.Secret, pgstore.Options{Logger: logger})
+		s, err := pgstore.Open(ctx, r.Postgres.Secret, r.Key.Secret, pgstore.Options{Logger: logger, Durable: statementsOnly})
 		if err != nil {
 			// pgstore's errors never quote the connection string.
 			return fail(cfg.problemAt("recording.postgres", "%w", err))
@@ -151,3 +151,12 @@ func (g *gateway) recordingStores() string {
 	}
 	return strings.Join(names, ",")
 }
+
+// statementsOnly makes the stores wait for the disk (or the audit
+// database's commit) only for statement events (and the seal): the
+// write-ahead promise is that a statement is stored before it reaches the
+// server. Results, credential events and the session's start and end are
+// written at once and reach the disk with the next sync; the file store
+// loses none of them when the gateway process crashes, only on a power
+// failure.
+func statementsOnly(k session.EventKind) bool { return k == session.KindStatement }
