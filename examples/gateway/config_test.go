@@ -461,17 +461,7 @@ func TestEnvExpansionErrors(t *testing.T) {
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := loadConfig(writeFile(t, tc.text))
-			if err == nil {
-				t.Fatalf("loadConfig succeeded; want %q", tc.want)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error does not contain %q:\n%v", w, err)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantLoadError(t, tc.text, tc.want...) })
 	}
 }
 
@@ -659,4 +649,19 @@ func TestExampleConfigCommentedSections(t *testing.T) {
 // sprintAll formats v every way fmt can.
 func sprintAll(v any) string {
 	return fmt.Sprintf("%v\n%+v\n%#v\n%s", v, v, v, v)
+}
+
+// wantLoadError checks that the configuration text is refused with an
+// error containing each of want.
+func wantLoadError(t *testing.T, text string, want ...string) {
+	t.Helper()
+	_, err := loadConfig(writeFile(t, text))
+	if err == nil {
+		t.Fatalf("loadConfig succeeded; want %q", want)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not contain %q:\n%v", w, err)
+		}
+	}
 }

@@ -175,17 +175,7 @@ func TestRecordingAndTelemetryErrors(t *testing.T) {
 			[]string{"line 13: telemetry.prometheus.require_token: not a boolean"}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := loadConfig(writeFile(t, tc.text))
-			if err == nil {
-				t.Fatalf("loadConfig succeeded; want %q", tc.want)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error does not contain %q:\n%v", w, err)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantLoadError(t, tc.text, tc.want...) })
 	}
 }
 
