@@ -85,6 +85,9 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 			return nil, upstreamViolation("%v", err)
 		}
 		o.rows++
+		if s.masking != nil {
+			return s.maskRow(o, m)
+		}
 	case 'C': // CommandComplete
 		o := s.front()
 		if o == nil || (o.kind != opExecute && o.kind != opQuery) {
@@ -97,6 +100,7 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 		if !s.complete(o, tag, "", "") {
 			return nil, errSessionOver
 		}
+		o.nextResult()
 		if o.kind == opExecute {
 			s.pop()
 		}
@@ -108,6 +112,7 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 		if !s.complete(o, nil, "", "") {
 			return nil, errSessionOver
 		}
+		o.nextResult()
 		if o.kind == opExecute {
 			s.pop()
 		}
@@ -115,8 +120,16 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 		o := s.front()
 		switch {
 		case o != nil && o.kind == opDescribe:
+			if o.describes != nil {
+				return nil, s.described(o, m.Body)
+			}
 			s.pop()
 		case o != nil && o.kind == opQuery:
+			if s.masking != nil {
+				if err := s.queryResult(o, m.Body); err != nil {
+					return nil, err
+				}
+			}
 		default:
 			return nil, s.unexpected(m.Type, o)
 		}
@@ -124,10 +137,16 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 		if err := s.expect(m.Type, opDescribe); err != nil {
 			return nil, err
 		}
+		if o := s.front(); o.describes != nil {
+			return nil, s.described(o, nil)
+		}
 		s.pop()
 	case 't': // ParameterDescription
 		if err := s.expect(m.Type, opDescribe); err != nil {
 			return nil, err
+		}
+		if s.front().describes != nil {
+			return nil, nil // the gateway's own Describe
 		}
 	case '1': // ParseComplete
 		if err := s.expect(m.Type, opParse); err != nil {
@@ -145,7 +164,7 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 		if _, exists := s.portals[o.portal]; !exists && s.overLimit(len(s.portals)) {
 			return nil, pgError(session.CodeProgramLimitExceeded, "too many open portals in this session")
 		}
-		s.portals[o.portal] = portal{stmt: answered(o.stmt), seq: o.seq}
+		s.portals[o.portal] = portal{stmt: answered(o.stmt), seq: o.seq, formats: o.formats}
 		s.telBound(o) // telemetry: the Bind's span goes on with the portal's Execute
 		s.pop()
 	case '3': // CloseComplete
@@ -231,7 +250,7 @@ func (s *clientSession) front() *op {
 		s.cur = s.pipe.front()
 		if o := s.cur; o != nil && o.kind == opExecute {
 			p := s.portals[o.portal]
-			o.stmt, o.seq = p.stmt, p.seq
+			o.stmt, o.seq, o.formats = p.stmt, p.seq, p.formats
 			s.telExecute(o) // telemetry
 		}
 	}
@@ -273,6 +292,9 @@ func (s *clientSession) backendError(m wire.Message) ([]byte, *session.Error) {
 		return nil, upstreamViolation("error %s with no request pending", code)
 	}
 	out := m.Raw
+	if o.stmt != nil && o.stmt.maskTouched && s.masking != nil {
+		out = scrubbedError(code)
+	}
 	if o.refused != nil {
 		// The server rejected the stand-in for a refused statement, as it
 		// had to: tell the client why the gateway refused it.

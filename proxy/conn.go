@@ -14,10 +14,12 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/credstore"
+	"github.com/pgwarden/pgwarden/internal/lineage"
 	"github.com/pgwarden/pgwarden/internal/wire"
 	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/session"
@@ -280,7 +282,19 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 		setup = policy.SetupFor(p.Policy, &policy.Query{Session: info, Time: time.Now()})
 	}
 	upParams := identityParams(info, req.params)
-	up, err := p.Upstream.connect(ctx, cred, req.database, upParams, setup, lim.MaxUpstreamMessageSize)
+	var masking *sessionMasking
+	var prepare func(context.Context, *pgconn.PgConn) error
+	if active, anyActive := activeRules(p.Masks, info.Identity.Groups); anyActive {
+		prepare = func(ctx context.Context, pc *pgconn.PgConn) error {
+			cat, err := loadMaskCatalog(ctx, pc, p.Masks, active)
+			if err != nil {
+				return err
+			}
+			masking = &sessionMasking{cat: cat, prepared: map[string]*lineage.Plan{}, cursors: map[string]*lineage.Plan{}}
+			return nil
+		}
+	}
+	up, err := p.Upstream.connect(ctx, cred, req.database, upParams, setup, lim.MaxUpstreamMessageSize, prepare)
 	if err != nil {
 		release(session.EndUpstreamClosed)
 		cc.log.Error("pgwarden: upstream login failed", "err", err)
@@ -288,6 +302,7 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 	}
 	s := newClientSession(cc, info, up, cred, release, lim)
 	s.setup = setup
+	s.masking = masking
 	s.identity = upParams
 	s.rechecks = areq.Rechecks()
 	if ferr := s.start(ctx, cc.raw); ferr != nil {

@@ -214,6 +214,11 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 	if err := s.sendStatement(raw, kind, st, start); err != nil {
 		return err
 	}
+	if kind == opParse && st.decision.Verdict == policy.Allow && st.masks != nil {
+		if err := s.injectDescribe(st); err != nil {
+			return err
+		}
+	}
 	if st.decision.Verdict == policy.Terminate {
 		return s.terminateFor(st.decision)
 	}
@@ -236,6 +241,19 @@ func (s *clientSession) forwardBind(m wire.Message, o op, name string) *session.
 		}
 		st = &statement{protocol: session.ProtocolExtended, name: name, analysis: defs,
 			decision: policy.Decision{Verdict: policy.Allow}}
+		if s.masking != nil {
+			if def := s.masking.prepared[name]; def != nil && len(def.Touches) > 0 {
+				d := maskRefusal("mask-bind-prepared", "Masking applies to this session: bind a statement over masked columns with Parse or EXECUTE, not a Bind of a SQL PREPAREd one.")
+				return s.refuseBind(o, st, d, nil, time.Now())
+			}
+		}
+	}
+	if chainMasked(st) {
+		formats, err := bindResultFormats(m.Body)
+		if err != nil {
+			return malformed(m.Type)
+		}
+		o.formats = formats
 	}
 	if st.decision.Verdict != policy.Allow || st.analysis == nil {
 		// Refused at Parse: the server rejects the Bind by itself.
@@ -297,6 +315,19 @@ func (s *clientSession) forwardBind(m wire.Message, o op, name string) *session.
 		return s.forward(m.Raw, o)
 	}
 	return s.refuseBind(o, st, d, params, start)
+}
+
+// injectDescribe asks the server to describe a masked statement right after
+// its Parse, whatever the client does: clients that cache descriptions
+// (pgx) send Bind and Execute alone later, and the gateway must know the
+// result's columns to mask them. The answer does not reach the client.
+func (s *clientSession) injectDescribe(st *statement) *session.Error {
+	msg := make([]byte, 0, 7+len(st.name))
+	msg = append(msg, 'D', 0, 0, 0, 0, 'S')
+	msg = append(msg, st.name...)
+	msg = append(msg, 0)
+	binary.BigEndian.PutUint32(msg[1:], uint32(len(msg)-1))
+	return s.forward(msg, op{kind: opDescribe, describes: st})
 }
 
 // refuseBind records a refused Bind and forwards, in its place, a Bind the

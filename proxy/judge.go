@@ -57,6 +57,12 @@ func (s *clientSession) judge(st *statement, stage policy.Stage, params []policy
 		return policy.Decision{Verdict: policy.Block, Rule: d.Rule,
 			Reason: fmt.Sprintf("The policy asked to %v this statement, which this gateway cannot do yet; the statement is refused.", d.Verdict)}
 	}
+	if d.Verdict == policy.Allow && stage != policy.StageBind && s.masking != nil {
+		if md, refused := s.judgeMasks(st); refused {
+			s.log.Info("pgwarden: statement refused for masking", "rule", md.Rule, "seq", st.seq)
+			return md
+		}
+	}
 	if d.Verdict == policy.Allow && stage != policy.StageBind {
 		s.names = overlay
 	}

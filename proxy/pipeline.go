@@ -5,6 +5,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgwarden/pgwarden/internal/lineage"
 	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/session"
 )
@@ -40,11 +43,13 @@ func (k opKind) extended() bool {
 	return k == opParse || k == opBind || k == opDescribe || k == opExecute || k == opClose
 }
 
-// portal is an open portal: the statement bound, and the statement event
-// of the Bind that opened it (0 when not recorded).
+// portal is an open portal: the statement bound, the statement event of
+// the Bind that opened it (0 when not recorded), and the result formats the
+// Bind asked for (kept only when the statement is masked).
 type portal struct {
-	stmt *statement
-	seq  int64
+	stmt    *statement
+	seq     int64
+	formats []int16
 }
 
 // statement is a statement the client sent, as judged. Its fields are
@@ -70,6 +75,16 @@ type statement struct {
 	// prev is the statement of the same name whose Parse was still pending
 	// when this one was sent: the server keeps whichever succeeds first.
 	prev *statement
+	// masks are the mask plans of the analysed statements (nil when the
+	// statement returns nothing masked; see masking.go); maskTouched is set
+	// when it reads masked columns anywhere.
+	masks       []*lineage.Plan
+	maskTouched bool
+	// rowDesc is what the server described of a masked Parse's result
+	// (the gateway asks, see injectDescribe); only the backend relay
+	// touches it.
+	rowDesc   []pgproto3.FieldDescription
+	described bool
 }
 
 // Outcomes of a Parse.
@@ -113,6 +128,17 @@ type op struct {
 	// tel follows a judged statement for telemetry, from its judgement to
 	// its answer (see telemetry.go).
 	tel opTelemetry
+	// Masking (see masking.go): formats are a masked Bind's result
+	// formats; describes is the statement a Describe the gateway sent
+	// itself is about (its answer does not reach the client); result is
+	// the index of the statement a Query's current result belongs to;
+	// cells mask the current result's columns (nil: raw rows), once
+	// cellsBuilt.
+	formats    []int16
+	describes  *statement
+	result     int
+	cells      []*cellMask
+	cellsBuilt bool
 }
 
 // pipeline is the queue of requests awaiting answers, in the order the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/pgwarden/pgwarden/credstore"
 	"github.com/pgwarden/pgwarden/internal/analysis"
 	"github.com/pgwarden/pgwarden/internal/sockio"
+	"github.com/pgwarden/pgwarden/mask"
 	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/session"
 )
@@ -47,6 +49,12 @@ type Proxy struct {
 	Policy policy.Policy
 	// Recorder receives every session's events. nil is session.Discard.
 	Recorder session.Recorder
+	// Masks are the masking rules: the values of the columns they name
+	// never reach a client they apply to unmasked, through any query (see
+	// Masking in the package documentation); a statement the gateway
+	// cannot mask soundly is refused. Empty masks nothing. Serve refuses
+	// to start with invalid rules.
+	Masks mask.Rules
 
 	// Upstream is the PostgreSQL server.
 	Upstream Upstream
@@ -140,6 +148,10 @@ func (p *Proxy) ListenAndServe() error {
 // error; after Shutdown or Close, ErrProxyClosed. Serve may be called with
 // several listeners at once.
 func (p *Proxy) Serve(ln net.Listener) error {
+	if err := p.Masks.Validate(); err != nil {
+		ln.Close()
+		return fmt.Errorf("proxy: %w", err)
+	}
 	if !p.trackListener(&ln, true) {
 		ln.Close()
 		return ErrProxyClosed

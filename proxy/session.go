@@ -66,6 +66,8 @@ type clientSession struct {
 
 	tel sessionTelemetry // traces and metrics (see telemetry.go)
 
+	masking *sessionMasking // nil when no masking rule applies (see masking.go)
+
 	// Backend relay state.
 	cur        *op               // the front of the pipeline, once looked up
 	portals    map[string]portal // open portals, as the server has them

@@ -85,7 +85,9 @@ type upstreamConn struct {
 
 // connect logs in to the server as cred, for the client's database, with
 // the client's allowed startup parameters.
-func (u *Upstream) connect(ctx context.Context, cred credstore.Credential, database string, params map[string]string, setup policy.Setup, maxMessage int) (*upstreamConn, error) {
+// prepare, when not nil, runs on the new connection before the gateway
+// takes it over (it reads what the session needs from the catalog).
+func (u *Upstream) connect(ctx context.Context, cred credstore.Credential, database string, params map[string]string, setup policy.Setup, maxMessage int, prepare func(context.Context, *pgconn.PgConn) error) (*upstreamConn, error) {
 	host, port, err := u.hostPort()
 	if err != nil {
 		return nil, err
@@ -161,6 +163,12 @@ func (u *Upstream) connect(ctx context.Context, cred credstore.Credential, datab
 	searchPath := []string{}
 	for _, row := range res[0].Rows {
 		searchPath = append(searchPath, string(row[0]))
+	}
+	if prepare != nil {
+		if err := prepare(ctx, pc); err != nil {
+			pc.Close(context.Background())
+			return nil, err
+		}
 	}
 	if err := pc.SyncConn(ctx); err != nil {
 		pc.Close(context.Background())

@@ -1,0 +1,246 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgwarden/pgwarden/internal/lineage"
+	"github.com/pgwarden/pgwarden/mask"
+)
+
+// maskCatalog is what a session knows of the relations that hold masked
+// values: the masked tables, their partitions and inheritance children, and
+// the views (and views of views) over them, read from the server's catalog
+// when the session starts. Column taints hold only the rules that apply to
+// the session's identity. It is read-only once loaded, and read by both
+// relay directions.
+type maskCatalog struct {
+	rules  mask.Rules
+	byOID  map[uint32]*maskedRelation
+	byName map[string][]*maskedRelation // by relation name, any schema
+}
+
+// maskedRelation is one relation holding masked values.
+type maskedRelation struct {
+	oid          uint32
+	schema, name string
+	kind         string // "table", "child" or "view"
+	cols         []lineage.Column
+	attnums      []int16
+	def          string // a view's definition
+}
+
+// column returns the relation's column with attribute number attnum.
+func (r *maskedRelation) column(attnum int16) (lineage.Column, bool) {
+	for i, a := range r.attnums {
+		if a == attnum {
+			return r.cols[i], true
+		}
+	}
+	return lineage.Column{}, false
+}
+
+// Relation implements lineage.Catalog. An unqualified name counts every
+// relation of that name in any schema, so that a search path the gateway
+// misjudged can only mask more.
+func (c *maskCatalog) Relation(schema, name string) (lineage.Relation, bool) {
+	var found []*maskedRelation
+	for _, r := range c.byName[name] {
+		if schema == "" || r.schema == schema {
+			found = append(found, r)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return lineage.Relation{}, false
+	case 1:
+		return lineage.Relation{Columns: found[0].cols}, true
+	}
+	// Several candidates: every column carries what any of them carries.
+	var t lineage.Taint
+	for _, r := range found {
+		for _, col := range r.cols {
+			t = t.Union(col.Taint)
+		}
+	}
+	return lineage.Relation{Columns: []lineage.Column{{Unknown: true, Taint: t, Derived: true}}}, true
+}
+
+// names reports whether the catalog knows a relation of that name.
+func (c *maskCatalog) names(name string) bool { return len(c.byName[name]) > 0 }
+
+// activeRules returns, for each rule, whether it applies to an identity in
+// groups; and whether any does.
+func activeRules(rules mask.Rules, groups []string) ([]bool, bool) {
+	active := make([]bool, len(rules))
+	anyActive := false
+	for i, r := range rules {
+		active[i] = !r.Exempt(groups)
+		anyActive = anyActive || active[i]
+	}
+	return active, anyActive
+}
+
+// catalogQuery finds the masked tables, then everything that inherits from
+// them or is a view over them, recursively, with their columns.
+const catalogQuery = `WITH RECURSIVE
+targets(nsp, rel) AS (VALUES %s),
+edges(child, parent, how) AS (
+  SELECT i.inhrelid, i.inhparent, 'child' FROM pg_catalog.pg_inherits i
+  UNION ALL
+  SELECT w.ev_class, d.refobjid, 'view' FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_rewrite w ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = w.oid
+   WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND w.ev_class <> d.refobjid),
+rels(oid, root, how, depth) AS (
+  SELECT c.oid, c.oid, 'table', 0 FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    JOIN targets t ON t.nsp = n.nspname AND t.rel = c.relname
+  UNION
+  SELECT e.child, r.root, CASE WHEN r.how = 'view' THEN 'view' ELSE e.how END, r.depth + 1
+    FROM edges e JOIN rels r ON e.parent = r.oid WHERE r.depth < 32)
+SELECT r.oid, r.root, r.how, min(r.depth) OVER (PARTITION BY r.oid), n.nspname, c.relname, a.attnum, a.attname,
+       CASE WHEN r.how = 'view' THEN pg_catalog.pg_get_viewdef(r.oid) END
+  FROM (SELECT DISTINCT oid, root, how, depth FROM rels) r
+  JOIN pg_catalog.pg_class c ON c.oid = r.oid
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY 4, r.oid, r.root, a.attnum`
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// loadMaskCatalog reads the catalog for the rules active for a session.
+func loadMaskCatalog(ctx context.Context, pc *pgconn.PgConn, rules mask.Rules, active []bool) (*maskCatalog, error) {
+	seen := map[string]bool{}
+	var values []string
+	for i, r := range rules {
+		if !active[i] {
+			continue
+		}
+		schema, table, _ := r.Target()
+		key := schema + "." + table
+		if !seen[key] {
+			seen[key] = true
+			values = append(values, "("+quoteLiteral(schema)+","+quoteLiteral(table)+")")
+		}
+	}
+	c := &maskCatalog{rules: rules, byOID: map[uint32]*maskedRelation{}, byName: map[string][]*maskedRelation{}}
+	if len(values) == 0 {
+		return c, nil
+	}
+	res, err := pc.Exec(ctx, fmt.Sprintf(catalogQuery, strings.Join(values, ","))).ReadAll()
+	if err == nil && len(res) == 1 {
+		err = res[0].Err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the catalog for masking: %w", err)
+	}
+	type rootCols struct{ schema, name string }
+	roots := map[uint32]rootCols{}
+	var views []*maskedRelation
+	for _, row := range res[0].Rows {
+		oid, _ := strconv.ParseUint(string(row[0]), 10, 32)
+		root, _ := strconv.ParseUint(string(row[1]), 10, 32)
+		how := string(row[2])
+		schema, name := string(row[4]), string(row[5])
+		attnum, _ := strconv.ParseInt(string(row[6]), 10, 16)
+		attname := string(row[7])
+		if how == "table" {
+			roots[uint32(oid)] = rootCols{schema, name}
+		}
+		rel := c.byOID[uint32(oid)]
+		if rel == nil {
+			rel = &maskedRelation{oid: uint32(oid), schema: schema, name: name, kind: how, def: string(row[8])}
+			c.byOID[rel.oid] = rel
+			c.byName[name] = append(c.byName[name], rel)
+			if how == "view" {
+				views = append(views, rel)
+			}
+		}
+		if how == "view" && rel.kind != "view" {
+			continue // also a table or child: its own columns decide
+		}
+		rc := roots[uint32(root)]
+		taint := columnRules(rules, active, rc.schema, rc.name, attname)
+		i := indexOf(rel.attnums, int16(attnum))
+		if i < 0 {
+			rel.attnums = append(rel.attnums, int16(attnum))
+			rel.cols = append(rel.cols, lineage.Column{Name: attname})
+			i = len(rel.cols) - 1
+		}
+		rel.cols[i].Taint = rel.cols[i].Taint.Union(taint)
+	}
+	// Views: the lineage of their definitions, in the order found
+	// (shallower first), over what is known so far. A definition the
+	// gateway cannot follow taints every column with everything below.
+	for _, v := range views {
+		if v.kind != "view" {
+			continue
+		}
+		c.viewLineage(v, rules, active)
+	}
+	return c, nil
+}
+
+// viewLineage sets a view's columns from its definition.
+func (c *maskCatalog) viewLineage(v *maskedRelation, rules mask.Rules, active []bool) {
+	fallback := func() {
+		var all lineage.Taint
+		for i := range rules {
+			if active[i] {
+				all = all.Union(lineage.Taint{i})
+			}
+		}
+		for i := range v.cols {
+			v.cols[i].Taint, v.cols[i].Derived = all, true
+		}
+	}
+	tree, err := pg_query.Parse(v.def)
+	if err != nil || len(tree.Stmts) != 1 {
+		fallback()
+		return
+	}
+	plan := lineage.Analyze(tree.Stmts[0].Stmt, c)
+	if plan.Refusal != "" || len(plan.Outputs) != len(v.cols) {
+		fallback()
+		return
+	}
+	for i := range v.cols {
+		o := plan.Outputs[i]
+		if o.Unknown {
+			fallback()
+			return
+		}
+		// A view's own WHERE over masked columns was its owner's choice:
+		// only what its columns carry counts.
+		v.cols[i].Taint, v.cols[i].Derived = o.Taint, o.Derived
+	}
+}
+
+// columnRules returns the active rules that mask schema.table.column.
+func columnRules(rules mask.Rules, active []bool, schema, table, column string) lineage.Taint {
+	var t lineage.Taint
+	for i, r := range rules {
+		if !active[i] {
+			continue
+		}
+		s, tb, col := r.Target()
+		if s == schema && tb == table && (col == "" || col == column) {
+			t = t.Union(lineage.Taint{i})
+		}
+	}
+	return t
+}
+
+func indexOf(s []int16, v int16) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,466 @@
+package proxy
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgwarden/pgwarden/internal/lineage"
+	"github.com/pgwarden/pgwarden/internal/wire"
+	"github.com/pgwarden/pgwarden/mask"
+	"github.com/pgwarden/pgwarden/policy"
+	"github.com/pgwarden/pgwarden/session"
+)
+
+// sessionMasking is a session's masking state; nil when no rule applies to
+// the session's identity.
+type sessionMasking struct {
+	cat *maskCatalog
+	// Frontend relay: the plans of SQL PREPAREd statements and DECLAREd
+	// cursors, for EXECUTE and FETCH. A name declared again keeps what
+	// both definitions carry (the server may have refused the second).
+	prepared map[string]*lineage.Plan
+	cursors  map[string]*lineage.Plan
+	// Backend relay: the scratch buffer for rewritten rows.
+	buf []byte
+}
+
+// statisticsRelations hold per-column statistics: most common values and
+// histograms of masked columns.
+var statisticsRelations = map[string]bool{
+	"pg_stats": true, "pg_statistic": true, "pg_stats_ext": true, "pg_stats_ext_exprs": true,
+	"pg_statistic_ext_data": true, "pg_statistic_ext": true,
+}
+
+// maskRefusal is a statement refused because the gateway cannot mask it
+// soundly.
+func maskRefusal(rule, format string, args ...any) policy.Decision {
+	return policy.Decision{Verdict: policy.Block, Rule: rule, Reason: fmt.Sprintf(format, args...)}
+}
+
+// relevant reports whether a statement may return, infer or store masked
+// values, and so needs its lineage.
+func (m *sessionMasking) relevant(a *policy.Statement) bool {
+	for x := a; x != nil; x = x.Inner {
+		if len(x.RunTime) > 0 {
+			return true
+		}
+		switch x.Kind {
+		case policy.KindPrepare, policy.KindExecute, policy.KindDeclare, policy.KindFetch:
+			return true
+		}
+		for _, r := range x.Reads {
+			if m.cat.names(r.Name) || statisticsRelations[r.Name] {
+				return true
+			}
+		}
+		for _, r := range x.Written {
+			if m.cat.names(r.Name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ruleNames names the rules of t for a reason.
+func (m *sessionMasking) ruleNames(t lineage.Taint) string {
+	var names []string
+	for _, i := range t {
+		names = append(names, m.cat.rules[i].RuleName())
+	}
+	return strings.Join(names, ", ")
+}
+
+// judgeMasks works out the mask plans of an allowed statement, or refuses
+// it: st.masks gets one plan per analysed statement (nil when it returns
+// nothing masked).
+func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
+	m := s.masking
+	st.masks, st.maskTouched = nil, false
+	for i, a := range st.analysis {
+		if !m.relevant(a) {
+			continue
+		}
+		for x := a; x != nil; x = x.Inner {
+			if len(x.RunTime) > 0 {
+				return maskRefusal("mask-runtime", "Masking applies to this session, and the gateway cannot see what this statement reads (%s): it could return masked values unmasked.", strings.Join(x.RunTime, "; ")), true
+			}
+			for _, r := range x.Reads {
+				if statisticsRelations[r.Name] && len(m.cat.byOID) > 0 {
+					return maskRefusal("mask-statistics", "Masking applies to this session: the planner statistics in %s hold values of masked columns.", r.Name), true
+				}
+			}
+		}
+		tree, err := pg_query.Parse(a.SQL)
+		if err != nil || len(tree.Stmts) != 1 {
+			return maskRefusal("mask-lineage", "Masking applies to this session, and the gateway could not parse the statement again to follow its values."), true
+		}
+		plan := lineage.Analyze(tree.Stmts[0].Stmt, m.cat)
+		if d, refused := s.checkMaskPlan(plan); refused {
+			return d, true
+		}
+		if len(plan.Touches) > 0 {
+			st.maskTouched = true
+		}
+		switch {
+		case plan.Prepare != "":
+			m.prepared[plan.Prepare] = mergePlans(m.prepared[plan.Prepare], plan)
+			continue // PREPARE returns no rows
+		case plan.Cursor != "":
+			m.cursors[plan.Cursor] = mergePlans(m.cursors[plan.Cursor], plan)
+			continue // DECLARE returns no rows
+		case plan.Execute != "":
+			def := m.prepared[plan.Execute]
+			if ps := s.statements[plan.Execute]; ps != nil {
+				for c := resolvePrev(ps); c != nil; c = resolvePrev(c.prev) {
+					for _, p := range c.masks {
+						def = mergePlans(def, p)
+					}
+				}
+			}
+			if def == nil {
+				continue // not prepared here: the server refuses it
+			}
+			plan = &lineage.Plan{Returns: true, Outputs: def.Outputs, Touches: def.Touches}
+			st.maskTouched = st.maskTouched || len(def.Touches) > 0
+		case plan.Fetch != "":
+			if a.Kind == policy.KindFetch && strings.HasPrefix(strings.ToUpper(strings.TrimSpace(a.SQL)), "MOVE") {
+				continue
+			}
+			def, ok := m.cursors[plan.Fetch]
+			if !ok {
+				return maskRefusal("mask-cursor", "Masking applies to this session, and cursor %q was not declared through the gateway, so it cannot tell what the rows hold.", plan.Fetch), true
+			}
+			plan = &lineage.Plan{Returns: true, Outputs: def.Outputs, Touches: def.Touches}
+			st.maskTouched = st.maskTouched || len(def.Touches) > 0
+		}
+		if !plan.Returns {
+			continue
+		}
+		if st.masks == nil {
+			st.masks = make([]*lineage.Plan, len(st.analysis))
+		}
+		st.masks[i] = plan
+	}
+	return policy.Decision{}, false
+}
+
+// chainMasked reports whether any definition a Bind of st may bind is
+// masked.
+func chainMasked(st *statement) bool {
+	for c := st; c != nil; c = c.prev {
+		if c.masks != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// checkMaskPlan refuses what cannot be masked soundly.
+func (s *clientSession) checkMaskPlan(plan *lineage.Plan) (policy.Decision, bool) {
+	m := s.masking
+	if plan.Refusal != "" {
+		return maskRefusal("mask-lineage", "Masking applies to this session, and the gateway cannot mask this statement: %s.", plan.Refusal), true
+	}
+	if len(plan.Flows) > 0 {
+		return maskRefusal("mask-flow", "The statement would store values of masked columns (%s) where they would no longer be masked.", m.ruleNames(plan.Flows)), true
+	}
+	var strict lineage.Taint
+	for _, i := range plan.Inference {
+		if m.cat.rules[i].Inference == mask.Strict {
+			strict = append(strict, i)
+		}
+	}
+	if len(strict) > 0 {
+		return maskRefusal("mask-inference", "The statement uses masked columns (%s) to filter, join, sort, group or deduplicate rows, which reveals their values.", m.ruleNames(strict)), true
+	}
+	if plan.Copy {
+		for _, o := range plan.Outputs {
+			if len(o.Taint) > 0 {
+				return maskRefusal("mask-copy", "COPY TO of masked columns (%s) is not supported by this version of the gateway; select the rows instead.", m.ruleNames(o.Taint)), true
+			}
+		}
+	}
+	if plan.CopyBinary {
+		for _, o := range plan.Outputs {
+			if len(o.Taint) > 0 {
+				return maskRefusal("mask-copy-binary", "COPY in binary format cannot be masked; use text or CSV."), true
+			}
+		}
+	}
+	return policy.Decision{}, false
+}
+
+// mergePlans returns a plan whose outputs carry what both plans' do.
+func mergePlans(a, b *lineage.Plan) *lineage.Plan {
+	if a == nil {
+		return b
+	}
+	if b == nil {
+		return a
+	}
+	out := &lineage.Plan{Returns: a.Returns || b.Returns, Touches: a.Touches.Union(b.Touches)}
+	if len(a.Outputs) != len(b.Outputs) {
+		var t lineage.Taint
+		for _, o := range append(append([]lineage.Column(nil), a.Outputs...), b.Outputs...) {
+			t = t.Union(o.Taint)
+		}
+		out.Outputs = []lineage.Column{{Unknown: true, Taint: t, Derived: true}}
+		return out
+	}
+	for i := range a.Outputs {
+		x, y := a.Outputs[i], b.Outputs[i]
+		out.Outputs = append(out.Outputs, lineage.Column{Name: x.Name, Taint: x.Taint.Union(y.Taint),
+			Derived: x.Derived || y.Derived || (len(x.Taint) > 0 && len(y.Taint) > 0 && !equalTaint(x.Taint, y.Taint)),
+			Unknown: x.Unknown || y.Unknown})
+	}
+	return out
+}
+
+func equalTaint(a, b lineage.Taint) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// cellMask is how one result column is masked.
+type cellMask struct {
+	masker    mask.Masker
+	detectors []mask.Detector
+	typ       uint32
+	format    mask.Format
+}
+
+// expandOutputs lines a plan's outputs up with the n columns of a result.
+func expandOutputs(outs []lineage.Column, n int) ([]lineage.Column, error) {
+	first, last := -1, -1
+	for i, o := range outs {
+		if o.Unknown {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	if first < 0 {
+		if len(outs) != n {
+			return nil, fmt.Errorf("the result has %d columns where the gateway expected %d", n, len(outs))
+		}
+		return outs, nil
+	}
+	left, right := outs[:first], outs[last+1:]
+	middle := n - len(left) - len(right)
+	if middle < 0 {
+		return nil, fmt.Errorf("the result has %d columns, fewer than the gateway expected", n)
+	}
+	var mt lineage.Taint
+	derived := false
+	for _, o := range outs[first : last+1] {
+		if !o.Unknown && len(o.Taint) > 0 && first != last {
+			return nil, fmt.Errorf("the gateway cannot place a masked column between two * expansions")
+		}
+		mt, derived = mt.Union(o.Taint), derived || o.Derived
+	}
+	if first != last && len(mt) > 0 {
+		return nil, fmt.Errorf("the gateway cannot place masked columns between two * expansions")
+	}
+	out := make([]lineage.Column, 0, n)
+	out = append(out, left...)
+	for range middle {
+		out = append(out, lineage.Column{Taint: mt, Derived: derived || len(mt) > 0})
+	}
+	return append(out, right...), nil
+}
+
+// cellsFor builds the masks of a result's columns from the statement's
+// plan and the server's description of the result (whose table OID and
+// column number name the source of plain column references). format gives
+// each column's format. It returns nil when no column is masked.
+func (m *sessionMasking) cellsFor(plan *lineage.Plan, fields []pgproto3.FieldDescription, format func(int) int16) ([]*cellMask, error) {
+	outs, err := expandOutputs(plan.Outputs, len(fields))
+	if err != nil {
+		return nil, err
+	}
+	var cells []*cellMask
+	for i, f := range fields {
+		col := outs[i]
+		if rel := m.cat.byOID[f.TableOID]; rel != nil && f.TableAttributeNumber > 0 {
+			if c, ok := rel.column(int16(f.TableAttributeNumber)); ok {
+				col.Taint, col.Derived = col.Taint.Union(c.Taint), col.Derived || c.Derived
+			}
+		}
+		if len(col.Taint) == 0 {
+			continue
+		}
+		if cells == nil {
+			cells = make([]*cellMask, len(fields))
+		}
+		cells[i] = m.cellFor(col, f.DataTypeOID, mask.Format(format(i)))
+	}
+	return cells, nil
+}
+
+// cellFor chooses the mask of a column: its rule's masker for a copy of one
+// rule's column, and a mask that keeps nothing for anything computed from
+// masked values or carrying several rules.
+func (m *sessionMasking) cellFor(col lineage.Column, typ uint32, format mask.Format) *cellMask {
+	c := &cellMask{typ: typ, format: format}
+	if len(col.Taint) == 1 && !col.Derived {
+		r := m.cat.rules[col.Taint[0]]
+		c.masker, c.detectors = r.Masker, r.Detectors
+		return c
+	}
+	c.masker = keepNothing
+	for _, i := range col.Taint {
+		r := m.cat.rules[i]
+		if len(r.Detectors) == 0 {
+			c.detectors = nil
+			return c
+		}
+		c.detectors = append(c.detectors, r.Detectors...)
+	}
+	return c
+}
+
+// keepNothing masks a value computed from masked ones: a fixed text for
+// text types, NULL otherwise.
+var keepNothing = mask.MaskerFunc(func(dst []byte, c mask.Cell) ([]byte, bool, error) {
+	if textType(c.Type) {
+		return append(dst, "****"...), false, nil
+	}
+	return dst, true, nil
+})
+
+// textType reports whether values of a type are text in both formats.
+func textType(oid uint32) bool {
+	switch oid {
+	case 25, 1043, 1042, 19, 705: // text, varchar, bpchar, name, unknown
+		return true
+	}
+	return false
+}
+
+// detectable reports whether detectors can read a cell: text, or a
+// text-format JSON or XML value.
+func (c *cellMask) detectable() bool {
+	if textType(c.typ) {
+		return true
+	}
+	return c.format == mask.Text && (c.typ == 114 || c.typ == 3802 || c.typ == 142)
+}
+
+// detectsAny reports whether any detector finds something in v.
+func detectsAny(ds []mask.Detector, v []byte) bool {
+	for _, d := range ds {
+		if d.Detect(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// rowDescriptionFields decodes a RowDescription's fields.
+func rowDescriptionFields(body []byte) ([]pgproto3.FieldDescription, error) {
+	var rd pgproto3.RowDescription
+	if err := rd.Decode(body); err != nil {
+		return nil, err
+	}
+	return rd.Fields, nil
+}
+
+// maskFailed ends the session because a result could not be masked: fail
+// closed, the rows never reach the client.
+func (s *clientSession) maskFailed(err error) *session.Error {
+	s.log.Error("pgwarden: a result could not be masked; session ended", "err", err)
+	s.end(session.EndProtocolError, &session.Error{Code: session.CodeInternalError,
+		Message: "pgwarden: a result could not be masked, so it was not sent; the session is ended",
+		Detail:  err.Error()})
+	return errSessionOver
+}
+
+// scrubbedError replaces a server error about a statement that reads masked
+// columns: its message or detail may quote a masked value (a failed cast
+// echoes it).
+func scrubbedError(code string) []byte {
+	return appendError(nil, severityError, &session.Error{Code: code,
+		Message: "pgwarden: the statement failed; the server's message is hidden because the statement reads masked columns",
+		Hint:    "SQLSTATE " + code + " says what went wrong."})
+}
+
+// nextResult moves a Query on to its next statement's result.
+func (o *op) nextResult() {
+	o.result++
+	o.cells, o.cellsBuilt = nil, false
+}
+
+// described stores the server's answer to the gateway's own Describe of a
+// masked statement (fields nil for NoData) and drops it.
+func (s *clientSession) described(o *op, body []byte) *session.Error {
+	st := o.describes
+	if body != nil {
+		fields, err := rowDescriptionFields(body)
+		if err != nil {
+			return upstreamViolation("malformed RowDescription: %v", err)
+		}
+		st.rowDesc = fields
+	}
+	st.described = true
+	s.pop()
+	return nil
+}
+
+// queryResult prepares the masks of a simple Query's next result from its
+// RowDescription (whose format codes are the result's).
+func (s *clientSession) queryResult(o *op, body []byte) *session.Error {
+	o.cells, o.cellsBuilt = nil, true
+	st := o.stmt
+	if st == nil || o.result >= len(st.masks) || st.masks[o.result] == nil {
+		return nil
+	}
+	fields, err := rowDescriptionFields(body)
+	if err != nil {
+		return upstreamViolation("malformed RowDescription: %v", err)
+	}
+	cells, err := s.masking.cellsFor(st.masks[o.result], fields, func(i int) int16 { return fields[i].Format })
+	if err != nil {
+		return s.maskFailed(err)
+	}
+	o.cells = cells
+	return nil
+}
+
+// maskRow returns the DataRow m as the client may see it.
+func (s *clientSession) maskRow(o *op, m wire.Message) ([]byte, *session.Error) {
+	if !o.cellsBuilt {
+		o.cellsBuilt = true
+		if o.kind == opExecute && o.stmt != nil && len(o.stmt.masks) > 0 && o.stmt.masks[0] != nil {
+			st := o.stmt
+			if !st.described {
+				return nil, s.maskFailed(fmt.Errorf("no description of a masked statement's result"))
+			}
+			cells, err := s.masking.cellsFor(st.masks[0], st.rowDesc, func(i int) int16 { return resultFormat(o.formats, i) })
+			if err != nil {
+				return nil, s.maskFailed(err)
+			}
+			o.cells = cells
+		}
+	}
+	if o.cells == nil {
+		return m.Raw, nil
+	}
+	out, err := maskDataRow(s.masking.buf, m.Body, o.cells)
+	if err != nil {
+		return nil, s.maskFailed(err)
+	}
+	s.masking.buf = out
+	return out, nil
+}
