@@ -290,7 +290,7 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 			if err != nil {
 				return err
 			}
-			masking = &sessionMasking{cat: cat, prepared: map[string]*lineage.Plan{}, cursors: map[string]*lineage.Plan{}}
+			masking = &sessionMasking{cat: cat, prepared: map[string]*lineage.Plan{}, cursors: map[string]*lineage.Plan{}, created: map[string]bool{}}
 			return nil
 		}
 	}

@@ -23,6 +23,10 @@ type maskCatalog struct {
 	rules  mask.Rules
 	byOID  map[uint32]*maskedRelation
 	byName map[string][]*maskedRelation // by relation name, any schema
+	// known are the names of every relation outside the system schemas
+	// when the catalog was read: a relation created since may be a view
+	// over a masked table the gateway does not know about.
+	known map[string]bool
 }
 
 // maskedRelation is one relation holding masked values.
@@ -111,6 +115,12 @@ SELECT r.oid, r.root, r.how, min(r.depth) OVER (PARTITION BY r.oid), n.nspname, 
   JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY 4, r.oid, r.root, a.attnum`
 
+// knownRelationsQuery lists the relations a statement may read, outside
+// the system schemas.
+const knownRelationsQuery = `SELECT DISTINCT c.relname FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`
+
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // loadMaskCatalog reads the catalog for the rules active for a session.
@@ -128,9 +138,19 @@ func loadMaskCatalog(ctx context.Context, pc *pgconn.PgConn, rules mask.Rules, a
 			values = append(values, "("+quoteLiteral(schema)+","+quoteLiteral(table)+")")
 		}
 	}
-	c := &maskCatalog{rules: rules, byOID: map[uint32]*maskedRelation{}, byName: map[string][]*maskedRelation{}}
+	c := &maskCatalog{rules: rules, byOID: map[uint32]*maskedRelation{}, byName: map[string][]*maskedRelation{}, known: map[string]bool{}}
 	if len(values) == 0 {
 		return c, nil
+	}
+	names, err := pc.Exec(ctx, knownRelationsQuery).ReadAll()
+	if err == nil && len(names) == 1 {
+		err = names[0].Err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the catalog for masking: %w", err)
+	}
+	for _, row := range names[0].Rows {
+		c.known[string(row[0])] = true
 	}
 	res, err := pc.Exec(ctx, fmt.Sprintf(catalogQuery, strings.Join(values, ","))).ReadAll()
 	if err == nil && len(res) == 1 {

@@ -23,6 +23,8 @@ type sessionMasking struct {
 	// both definitions carry (the server may have refused the second).
 	prepared map[string]*lineage.Plan
 	cursors  map[string]*lineage.Plan
+	// created are the relations the session created or wrote itself.
+	created map[string]bool
 	// Backend relay: the scratch buffer for rewritten rows.
 	buf []byte
 }
@@ -52,7 +54,7 @@ func (m *sessionMasking) relevant(a *policy.Statement) bool {
 			return true
 		}
 		for _, r := range x.Reads {
-			if m.cat.names(r.Name) || statisticsRelations[r.Name] {
+			if m.cat.names(r.Name) || statisticsRelations[r.Name] || m.unknown(r) {
 				return true
 			}
 		}
@@ -63,6 +65,15 @@ func (m *sessionMasking) relevant(a *policy.Statement) bool {
 		}
 	}
 	return false
+}
+
+// unknown reports whether r names a relation that did not exist when the
+// session's catalog was read, and that the session did not create itself.
+func (m *sessionMasking) unknown(r policy.Relation) bool {
+	if r.Catalog || r.Schema == "pg_catalog" || r.Schema == "information_schema" || len(m.cat.byOID) == 0 {
+		return false
+	}
+	return !m.cat.known[r.Name] && !m.created[r.Name]
 }
 
 // ruleNames names the rules of t for a reason.
@@ -91,6 +102,9 @@ func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 			for _, r := range x.Reads {
 				if statisticsRelations[r.Name] && len(m.cat.byOID) > 0 {
 					return maskRefusal("mask-statistics", "Masking applies to this session: the planner statistics in %s hold values of masked columns.", r.Name), true
+				}
+				if m.unknown(r) {
+					return maskRefusal("mask-new-relation", "Masking applies to this session, and %s did not exist when the session started: it may be a view over masked columns. Reconnect so that the gateway reads the catalog again.", r.String()), true
 				}
 			}
 		}
@@ -144,6 +158,17 @@ func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 			st.masks = make([]*lineage.Plan, len(st.analysis))
 		}
 		st.masks[i] = plan
+	}
+	// What the session creates is known from now on.
+	if m.created == nil {
+		m.created = map[string]bool{}
+	}
+	for _, a := range st.analysis {
+		for x := a; x != nil; x = x.Inner {
+			for _, r := range x.Written {
+				m.created[r.Name] = true
+			}
+		}
 	}
 	return policy.Decision{}, false
 }

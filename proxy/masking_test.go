@@ -273,3 +273,32 @@ func TestMaskedStatementErrorsDoNotEchoValues(t *testing.T) {
 		}
 	}
 }
+
+func TestMaskingRefusesRelationsNewerThanTheSession(t *testing.T) {
+	g := maskingGateway(t)
+	ctx := testContext(t)
+	conn := connect(t, g.dsn("alice", alicePassword))
+	if err := pg.Exec(ctx, "app", `DROP VIEW IF EXISTS mask_late_v;
+		CREATE VIEW mask_late_v AS SELECT email FROM mask_people;
+		GRANT SELECT ON mask_late_v TO app_rw;`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := rowsText(t, conn, pgx.QueryExecModeSimpleProtocol, "SELECT * FROM mask_late_v")
+	wantRefusal(t, err, "mask-new-relation")
+	// A new session reads the catalog again: the view is masked.
+	fresh := connect(t, g.dsn("alice", alicePassword))
+	if got, err := rowsText(t, fresh, pgx.QueryExecModeSimpleProtocol, "SELECT * FROM mask_late_v ORDER BY 1 LIMIT 1"); err == nil || !strings.Contains(err.Error(), "mask-inference") {
+		// ORDER BY over the view's masked column is inference.
+		t.Fatalf("ORDER BY over a masked view column: %q, %v", got, err)
+	}
+	if got, err := rowsText(t, fresh, pgx.QueryExecModeSimpleProtocol, "SELECT * FROM mask_late_v LIMIT 1"); err != nil || strings.Join(got, ";") != "EMAIL" {
+		t.Fatalf("new view in a new session: %q, %v", got, err)
+	}
+	// What the session creates itself it may use.
+	if _, err := conn.Exec(ctx, "CREATE TEMP TABLE mask_mine(x int); INSERT INTO mask_mine VALUES (5)"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rowsText(t, conn, pgx.QueryExecModeSimpleProtocol, "SELECT x FROM mask_mine"); err != nil || strings.Join(got, ";") != "5" {
+		t.Fatalf("own temp table: %q, %v", got, err)
+	}
+}
