@@ -9,6 +9,7 @@ FUZZ_RELAY ?= 40000x
 FUZZ_SQL   ?= 20000x
 FUZZ_AUTH  ?= 20000x
 FUZZ_JOURNAL ?= 5000x
+FUZZ_MASK  ?= 30000x
 
 .PHONY: build demo test check unit fuzz bench deps clean
 
@@ -37,6 +38,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoders$$' -fuzztime $(FUZZ_WIRE) ./internal/wire
 	$(GO) test -run '^$$' -fuzz '^FuzzClientMessages$$' -fuzztime $(FUZZ_RELAY) ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzServerMessages$$' -fuzztime $(FUZZ_RELAY) ./proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzMaskDataRow$$' -fuzztime $(FUZZ_MASK) ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzAnalyze$$' -fuzztime $(FUZZ_SQL) ./internal/analysis
 	$(GO) test -run '^$$' -fuzz '^FuzzParseOAuthBearer$$' -fuzztime $(FUZZ_AUTH) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzOIDCToken$$' -fuzztime $(FUZZ_AUTH) ./auth
