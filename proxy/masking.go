@@ -356,28 +356,14 @@ func (m *sessionMasking) cellFor(col lineage.Column, typ uint32, format mask.For
 	return c
 }
 
-// keepNothing masks a value computed from masked ones: a fixed text for
-// text types, NULL otherwise.
-var keepNothing = mask.MaskerFunc(func(dst []byte, c mask.Cell) ([]byte, bool, error) {
-	if textType(c.Type) {
-		return append(dst, "****"...), false, nil
-	}
-	return dst, true, nil
-})
-
-// textType reports whether values of a type are text in both formats.
-func textType(oid uint32) bool {
-	switch oid {
-	case 25, 1043, 1042, 19, 705: // text, varchar, bpchar, name, unknown
-		return true
-	}
-	return false
-}
+// keepNothing masks a value computed from masked ones: mask.Redact, a
+// fixed text for text types and NULL otherwise.
+var keepNothing = mask.Redact()
 
 // detectable reports whether detectors can read a cell: text, or a
 // text-format JSON or XML value.
 func (c *cellMask) detectable() bool {
-	if textType(c.typ) {
+	if mask.TextLike(c.typ) {
 		return true
 	}
 	return c.format == mask.Text && (c.typ == 114 || c.typ == 3802 || c.typ == 142)
