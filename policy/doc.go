@@ -40,7 +40,9 @@
 // a later COMMIT cannot commit what came before. A Terminate also ends the
 // session with FATAL 42501, and with Decision.Suspend keeps the identity's
 // whole delegation chain out for that long. Mask and Approve are refused by
-// this version of the gateway (masking and approvals are still to come).
+// this version of the gateway: masks are declared as proxy.Proxy.Masks
+// (mask.Rules), which apply whatever the policy decides, and approvals
+// are still to come.
 //
 // # Failing closed
 //

@@ -18,20 +18,21 @@ var errBadDataRow = errors.New("malformed DataRow")
 // unchanged. Every length is checked against the body and against the
 // protocol's limits, so a hostile server cannot make it read or write out of
 // bounds, and a masker's failure is an error: the unmasked value is never
-// returned.
-func maskDataRow(dst, body []byte, cells []*cellMask) ([]byte, error) {
+// returned. It also returns how many cells it masked.
+func maskDataRow(dst, body []byte, cells []*cellMask) ([]byte, int, error) {
+	masked := 0
 	if len(body) < 2 {
-		return nil, errBadDataRow
+		return nil, 0, errBadDataRow
 	}
 	n := int(int16(binary.BigEndian.Uint16(body)))
 	if n != len(cells) {
-		return nil, fmt.Errorf("%w: %d columns where the result has %d", errBadDataRow, n, len(cells))
+		return nil, 0, fmt.Errorf("%w: %d columns where the result has %d", errBadDataRow, n, len(cells))
 	}
 	dst = append(dst[:0], 'D', 0, 0, 0, 0, body[0], body[1])
 	p := 2
 	for i := 0; i < n; i++ {
 		if len(body)-p < 4 {
-			return nil, errBadDataRow
+			return nil, 0, errBadDataRow
 		}
 		l := int32(binary.BigEndian.Uint32(body[p:]))
 		p += 4
@@ -40,7 +41,7 @@ func maskDataRow(dst, body []byte, cells []*cellMask) ([]byte, error) {
 			continue
 		}
 		if l < 0 || int(l) > len(body)-p {
-			return nil, errBadDataRow
+			return nil, 0, errBadDataRow
 		}
 		v := body[p : p+int(l)]
 		p += int(l)
@@ -50,34 +51,35 @@ func maskDataRow(dst, body []byte, cells []*cellMask) ([]byte, error) {
 			dst = append(dst, v...)
 			continue
 		}
+		masked++
 		at := len(dst)
 		dst = append(dst, 0, 0, 0, 0)
 		out, null, err := c.masker.Mask(dst, mask.Cell{Type: c.typ, Format: c.format, Value: v})
 		if err != nil {
-			return nil, fmt.Errorf("masking column %d: %w", i+1, err)
+			return nil, 0, fmt.Errorf("masking column %d: %w", i+1, err)
 		}
 		if null {
 			dst = append(dst[:at], 0xff, 0xff, 0xff, 0xff)
 			continue
 		}
 		if len(out) < at+4 {
-			return nil, fmt.Errorf("masking column %d: the masker returned a short buffer", i+1)
+			return nil, 0, fmt.Errorf("masking column %d: the masker returned a short buffer", i+1)
 		}
 		size := len(out) - at - 4
 		if size > math.MaxInt32 {
-			return nil, fmt.Errorf("masking column %d: the masked value is too large", i+1)
+			return nil, 0, fmt.Errorf("masking column %d: the masked value is too large", i+1)
 		}
 		binary.BigEndian.PutUint32(out[at:], uint32(size))
 		dst = out
 	}
 	if p != len(body) {
-		return nil, fmt.Errorf("%w: %d bytes after the last column", errBadDataRow, len(body)-p)
+		return nil, 0, fmt.Errorf("%w: %d bytes after the last column", errBadDataRow, len(body)-p)
 	}
 	if len(dst)-1 > math.MaxInt32 {
-		return nil, errors.New("the masked row is too large")
+		return nil, 0, errors.New("the masked row is too large")
 	}
 	binary.BigEndian.PutUint32(dst[1:], uint32(len(dst)-1))
-	return dst, nil
+	return dst, masked, nil
 }
 
 // bindResultFormats returns the result-column format codes of a Bind

@@ -50,6 +50,53 @@
 // Proxy.LiftSuspension); a policy asking for read-only sessions
 // (policy.SessionSetup) gets them on the server too.
 //
+// # Masking
+//
+// Proxy.Masks names masked columns (and tables) with their maskers (see
+// package mask). The promise, for every session whose identity a rule
+// applies to: a value of a masked column never reaches the client (nor the
+// recording or the telemetry) unmasked, whatever the statement looks like;
+// where the gateway cannot show that, it refuses the statement (ERROR 42501
+// naming a "mask-*" rule and saying why).
+//
+// When a session starts, the gateway reads the catalog: the masked tables,
+// their partitions and inheritance children, and the views (and views of
+// views) over them, whose definitions it follows like a statement's. For
+// each statement that reads one of these, it follows the values through
+// the parse tree (aliases, *, TABLE, joins, subqueries, CTEs, set
+// operations, RETURNING, cursors and PREPAREd statements), and, at run
+// time, through the RowDescription's table OID and column number. A result
+// column that is a copy of one masked column gets that rule's masker; a
+// column computed from masked values (an expression, a cast, an aggregate,
+// a whole-row reference, a JSON or XML builder, a scalar subquery) is
+// masked whole with mask.Redact (text becomes "***", other types NULL). A
+// union's column carrying a masked column is masked in every row.
+//
+// Refused (rule in parentheses): masked columns in WHERE, JOIN, ORDER BY,
+// GROUP BY, HAVING, DISTINCT, windows, INTERSECT/EXCEPT/UNION, IN/ANY
+// subqueries (mask-inference; a rule with Inference AllowInference
+// permits them); masked values stored elsewhere by INSERT ... SELECT,
+// UPDATE SET, CREATE TABLE AS, SELECT INTO (mask-flow); views, rules or
+// functions created over masked columns, MERGE over them (mask-lineage);
+// statements whose effect is decided at run time: DO, CALL, user functions,
+// query_to_xml and table_to_xml (mask-runtime); the planner statistics
+// (mask-statistics); COPY TO of masked columns, not supported yet
+// (mask-copy); FETCH from a cursor not declared through the gateway
+// (mask-cursor); a relation created after the session read its catalog,
+// which may be a new view over a masked table (mask-new-relation; the
+// session's own creations are fine, a new session sees the new catalog).
+// The server's error for a statement that reads masked columns is
+// replaced by a generic one with the same SQLSTATE: a failed cast would
+// echo the value.
+//
+// In the extended protocol the gateway describes every masked statement
+// itself right after its Parse (clients such as pgx cache descriptions and
+// do not ask again), and masks in the format each column is sent in, text
+// or binary. Results with no masked column are forwarded as raw frames;
+// only the masked cells of a row are rewritten. A masker's error, or a
+// result whose shape the gateway did not expect, ends the session (FATAL
+// XX000) rather than send the row.
+//
 // # Telemetry
 //
 // The gateway reports to OpenTelemetry through Proxy.TracerProvider and
@@ -132,8 +179,8 @@
 //	pgwarden.bytes                 counter, By: protocol bytes relayed, by direction
 //	                               (client_to_server: what clients sent; server_to_client: what
 //	                               they received), added per relayed batch
-//	pgwarden.masked_cells          counter, {cell}: result cells masked; always 0 until the
-//	                               gateway can mask
+//	pgwarden.masked_cells          counter, {cell}: result cells masked (see Masking),
+//	                               added per relayed batch
 //	pgwarden.approvals.pending     up-down counter, {statement}: statements waiting for
 //	                               approval; always 0 until the gateway can hold them
 //

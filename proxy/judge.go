@@ -54,8 +54,11 @@ func (s *clientSession) judge(st *statement, stage policy.Stage, params []policy
 		s.log.Error("pgwarden: policy failed; statement refused", "err", err, "seq", st.seq)
 	}
 	if d.Verdict == policy.Mask || d.Verdict == policy.Approve {
+		// Masks are declared on the Proxy (Proxy.Masks), where the
+		// gateway can read the catalog for them at session start; a
+		// verdict alone cannot be honoured.
 		return policy.Decision{Verdict: policy.Block, Rule: d.Rule,
-			Reason: fmt.Sprintf("The policy asked to %v this statement, which this gateway cannot do yet; the statement is refused.", d.Verdict)}
+			Reason: fmt.Sprintf("The policy asked to %v this statement, which this gateway cannot do from a policy decision; the statement is refused.", d.Verdict)}
 	}
 	if d.Verdict == policy.Allow && stage != policy.StageBind && s.masking != nil {
 		if md, refused := s.judgeMasks(st); refused {

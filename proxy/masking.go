@@ -468,10 +468,11 @@ func (s *clientSession) maskRow(o *op, m wire.Message) ([]byte, *session.Error) 
 	if o.cells == nil {
 		return m.Raw, nil
 	}
-	out, err := maskDataRow(s.masking.buf, m.Body, o.cells)
+	out, n, err := maskDataRow(s.masking.buf, m.Body, o.cells)
 	if err != nil {
 		return nil, s.maskFailed(err)
 	}
 	s.masking.buf = out
+	s.tel.masked += int64(n) // telemetry
 	return out, nil
 }

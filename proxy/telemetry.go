@@ -81,7 +81,7 @@ type telemetry struct {
 	active      metric.Int64UpDownCounter
 	sessions    metric.Int64Counter
 	bytes       metric.Int64Counter
-	maskedCells metric.Int64Counter       // for masking, which comes later
+	maskedCells metric.Int64Counter
 	approvals   metric.Int64UpDownCounter // for approvals, which come later
 
 	// Attribute sets made once, so that recording allocates nothing.
@@ -152,7 +152,7 @@ func newTelemetry(tp trace.TracerProvider, mp metric.MeterProvider, normalize fu
 		t.bytes, _ = noop.Int64Counter("")
 	}
 	if t.maskedCells, err = m.Int64Counter("pgwarden.masked_cells", metric.WithUnit("{cell}"),
-		metric.WithDescription("Result cells masked (always 0: masking is not available yet).")); err != nil {
+		metric.WithDescription("Result cells masked.")); err != nil {
 		failed("pgwarden.masked_cells", err)
 		t.maskedCells, _ = noop.Int64Counter("")
 	}
@@ -283,6 +283,7 @@ type sessionTelemetry struct {
 	started bool // counted in pgwarden.sessions.active
 	// Bytes relayed and not yet counted, each written by one relay.
 	up, down int64
+	masked   int64 // cells masked since the last flush (backend relay)
 	// portals holds, by portal, what a judged Bind started, until the
 	// Execute of the portal takes it (backend relay).
 	portals map[string]opTelemetry
@@ -539,6 +540,10 @@ func (s *clientSession) telFlushDown() {
 	if s.tel.down > 0 {
 		s.tel.t.bytes.Add(s.tel.ctx, s.tel.down, s.tel.t.downOpts...)
 		s.tel.down = 0
+	}
+	if s.tel.masked > 0 {
+		s.tel.t.maskedCells.Add(s.tel.ctx, s.tel.masked)
+		s.tel.masked = 0
 	}
 }
 
