@@ -189,6 +189,16 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 		if m.Type == 'd' {
 			o.rows++
 		}
+		if s.masking != nil {
+			switch {
+			case m.Type == 'H':
+				if err := s.copyOutStarted(o, m.Body); err != nil {
+					return nil, err
+				}
+			case m.Type == 'd' && o.copyOut != nil:
+				return s.maskCopyRow(o, m)
+			}
+		}
 	case 'V': // FunctionCallResponse
 		if err := s.expect(m.Type, opFunctionCall); err != nil {
 			return nil, err

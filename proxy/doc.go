@@ -80,14 +80,19 @@
 // functions created over masked columns, MERGE over them (mask-lineage);
 // statements whose effect is decided at run time: DO, CALL, user functions,
 // query_to_xml and table_to_xml (mask-runtime); the planner statistics
-// (mask-statistics); COPY TO of masked columns, not supported yet
-// (mask-copy); FETCH from a cursor not declared through the gateway
+// (mask-statistics); COPY TO in binary format of masked columns
+// (mask-copy-binary); FETCH from a cursor not declared through the gateway
 // (mask-cursor); a relation created after the session read its catalog,
 // which may be a new view over a masked table (mask-new-relation; the
 // session's own creations are fine, a new session sees the new catalog).
 // The server's error for a statement that reads masked columns is
 // replaced by a generic one with the same SQLSTATE: a failed cast would
 // echo the value.
+//
+// COPY TO STDOUT in text and CSV formats is masked row by row: each row is
+// taken apart with the statement's options (delimiter, quote, escape,
+// NULL, header) and put back together as COPY writes it; masked fields are
+// masked as text.
 //
 // In the extended protocol the gateway describes every masked statement
 // itself right after its Parse (clients such as pgx cache descriptions and

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 
@@ -201,13 +202,6 @@ func (s *clientSession) checkMaskPlan(plan *lineage.Plan) (policy.Decision, bool
 	}
 	if len(strict) > 0 {
 		return maskRefusal("mask-inference", "The statement uses masked columns (%s) to filter, join, sort, group or deduplicate rows, which reveals their values.", m.ruleNames(strict)), true
-	}
-	if plan.Copy {
-		for _, o := range plan.Outputs {
-			if len(o.Taint) > 0 {
-				return maskRefusal("mask-copy", "COPY TO of masked columns (%s) is not supported by this version of the gateway; select the rows instead.", m.ruleNames(o.Taint)), true
-			}
-		}
 	}
 	if plan.CopyBinary {
 		for _, o := range plan.Outputs {
@@ -410,7 +404,60 @@ func scrubbedError(code string) []byte {
 // nextResult moves a Query on to its next statement's result.
 func (o *op) nextResult() {
 	o.result++
-	o.cells, o.cellsBuilt = nil, false
+	o.cells, o.cellsBuilt, o.copyOut = nil, false, nil
+}
+
+// planOf returns the mask plan of o's current result, or nil.
+func (o *op) planOf() *lineage.Plan {
+	st := o.stmt
+	if st == nil {
+		return nil
+	}
+	i := 0
+	if o.kind == opQuery {
+		i = o.result
+	}
+	if i >= len(st.masks) {
+		return nil
+	}
+	return st.masks[i]
+}
+
+// copyOutStarted prepares the masks of a COPY TO STDOUT from its
+// CopyOutResponse.
+func (s *clientSession) copyOutStarted(o *op, body []byte) *session.Error {
+	o.copyOut = nil
+	plan := o.planOf()
+	if plan == nil || !plan.Copy {
+		return nil
+	}
+	if len(body) < 3 {
+		return upstreamViolation("malformed CopyOutResponse")
+	}
+	if body[0] != 0 {
+		return s.maskFailed(fmt.Errorf("a masked COPY in binary format"))
+	}
+	n := int(int16(binary.BigEndian.Uint16(body[1:])))
+	if n < 0 || len(body) != 3+2*n {
+		return upstreamViolation("malformed CopyOutResponse")
+	}
+	cm, err := s.masking.newCopyMask(plan, n)
+	if err != nil {
+		return s.maskFailed(err)
+	}
+	o.copyOut = cm
+	return nil
+}
+
+// maskCopyRow returns the CopyData m as the client may see it.
+func (s *clientSession) maskCopyRow(o *op, m wire.Message) ([]byte, *session.Error) {
+	out, n, err := o.copyOut.row(s.masking.buf, m.Body)
+	if err != nil {
+		return nil, s.maskFailed(err)
+	}
+	s.masking.buf = out
+	s.tel.masked += int64(n) // telemetry
+	return out, nil
 }
 
 // described stores the server's answer to the gateway's own Describe of a

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"strings"
@@ -238,7 +239,7 @@ func TestMaskingRefusesWhatItCannotMask(t *testing.T) {
 		{"SELECT * FROM pg_stats WHERE tablename = 'mask_people'", "mask-statistics"},
 		{"SELECT query_to_xml('select email from mask_people', true, true, '')", "mask-runtime"},
 		{"SELECT table_to_xml('mask_people', true, true, '')", "mask-runtime"},
-		{"COPY mask_people TO STDOUT", "mask-copy"},
+		{"COPY mask_people TO STDOUT (FORMAT binary)", "mask-copy-binary"},
 		{"FETCH ALL FROM never_declared", "mask-cursor"},
 	}
 	for _, m := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
@@ -300,5 +301,55 @@ func TestMaskingRefusesRelationsNewerThanTheSession(t *testing.T) {
 	}
 	if got, err := rowsText(t, conn, pgx.QueryExecModeSimpleProtocol, "SELECT x FROM mask_mine"); err != nil || strings.Join(got, ";") != "5" {
 		t.Fatalf("own temp table: %q, %v", got, err)
+	}
+}
+
+func TestMaskedCopy(t *testing.T) {
+	maskFixture(t)
+	tricky := "a,b\"c\td\\e\nf"
+	g := startGateway(t, func(p *proxy.Proxy) {
+		p.Masks = mask.Rules{
+			{Column: "public.mask_people.email", Masker: fixed(tricky)},
+			{Column: "public.mask_people.ssn", Masker: fixed("SSN")},
+		}
+	})
+	ctx := testContext(t)
+	conn := connect(t, g.dsn("alice", alicePassword))
+	copyOut := func(sql string) string {
+		t.Helper()
+		var b strings.Builder
+		if _, err := conn.PgConn().CopyTo(ctx, &b, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		for _, s := range maskSecrets {
+			if strings.Contains(b.String(), s) {
+				t.Fatalf("%s leaked %q:\n%s", sql, s, b.String())
+			}
+		}
+		return b.String()
+	}
+	escaped := `a,b"c\td\\e\nf`
+	if got, want := copyOut("COPY (SELECT id, email, ssn FROM ONLY mask_people ORDER BY id) TO STDOUT"),
+		"1\t"+escaped+"\tSSN\n2\t"+escaped+"\tSSN\n"; got != want {
+		t.Fatalf("text:\n%q\nwant\n%q", got, want)
+	}
+	got := copyOut("COPY mask_people (id, email, name) TO STDOUT WITH (FORMAT csv, HEADER)")
+	r := csv.NewReader(strings.NewReader(got))
+	recs, err := r.ReadAll()
+	if err != nil {
+		t.Fatalf("the CSV does not parse: %v\n%s", err, got)
+	}
+	if len(recs) != 3 || strings.Join(recs[0], ",") != "id,email,name" || recs[1][1] != tricky || recs[2][2] != "Bob" {
+		t.Fatalf("csv: %q", recs)
+	}
+	if got := copyOut("COPY mask_people (ssn, name) TO STDOUT WITH (DELIMITER '|', NULL 'nil')"); !strings.HasPrefix(got, "SSN|Alice\n") {
+		t.Fatalf("custom delimiter: %q", got)
+	}
+	if got := copyOut("COPY (SELECT upper(email), 1 FROM ONLY mask_people WHERE id = 1) TO STDOUT (FORMAT csv)"); got != "***,1\n" {
+		t.Fatalf("computed: %q", got)
+	}
+	// Through the extended protocol too (COPY TO in a Parse/Bind/Execute).
+	if got := copyOut("COPY (SELECT ssn FROM ONLY mask_people WHERE id = 2) TO STDOUT"); got != "SSN\n" {
+		t.Fatalf("copy: %q", got)
 	}
 }

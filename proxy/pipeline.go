@@ -139,6 +139,7 @@ type op struct {
 	result     int
 	cells      []*cellMask
 	cellsBuilt bool
+	copyOut    *copyMask // masks the rows of a COPY TO STDOUT
 }
 
 // pipeline is the queue of requests awaiting answers, in the order the

@@ -85,12 +85,23 @@ type Plan struct {
 	// Refusal, when set, says why the gateway cannot mask the statement.
 	Refusal string
 	// Copy is set for COPY ... TO STDOUT; CopyBinary when its format is
-	// binary.
+	// binary, and CopyOptions say how its text or CSV rows are written.
 	Copy, CopyBinary bool
+	CopyOptions      CopyOptions
 	// Prepare, Execute, Cursor and Fetch name the prepared statement or
 	// cursor a PREPARE, EXECUTE, DECLARE or FETCH is about: the gateway
 	// keeps the plans of the first and third for the second and fourth.
 	Prepare, Execute, Cursor, Fetch string
+}
+
+// CopyOptions are the options of COPY TO that decide how rows are written.
+type CopyOptions struct {
+	CSV    bool
+	Header bool
+	// Delimiter, Quote and Escape are single bytes ("" when unset: the
+	// format's default); Null is the text of NULL, when set.
+	Delimiter, Quote, Escape string
+	Null                     *string
 }
 
 // Analyze works out what statement does with the masked values cat knows.
@@ -306,10 +317,36 @@ func (a *analyzer) copyStmt(n *pg_query.CopyStmt) {
 	p := a.plan
 	p.Copy, p.Returns = true, true
 	for _, o := range n.Options {
-		if d, ok := unwrap(o).(*pg_query.DefElem); ok && d.Defname == "format" {
-			if s, ok := unwrap(d.Arg).(*pg_query.String); ok && s.Sval == "binary" {
-				p.CopyBinary = true
+		d, ok := unwrap(o).(*pg_query.DefElem)
+		if !ok {
+			continue
+		}
+		arg := ""
+		switch v := unwrap(d.Arg).(type) {
+		case *pg_query.String:
+			arg = v.Sval
+		case *pg_query.Boolean:
+			arg = "false"
+			if v.Boolval {
+				arg = "true"
 			}
+		case nil:
+			arg = "true"
+		}
+		opts := &p.CopyOptions
+		switch d.Defname {
+		case "format":
+			p.CopyBinary, opts.CSV = arg == "binary", arg == "csv"
+		case "header":
+			opts.Header = arg != "false" && arg != "off" && arg != "0"
+		case "delimiter":
+			opts.Delimiter = arg
+		case "quote":
+			opts.Quote = arg
+		case "escape":
+			opts.Escape = arg
+		case "null":
+			opts.Null = &arg
 		}
 	}
 	switch {
