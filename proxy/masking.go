@@ -78,10 +78,10 @@ func (m *sessionMasking) unknown(r policy.Relation) bool {
 }
 
 // ruleNames names the rules of t for a reason.
-func (m *sessionMasking) ruleNames(t lineage.Taint) string {
+func ruleNames(rules mask.Rules, t lineage.Taint) string {
 	var names []string
 	for _, i := range t {
-		names = append(names, m.cat.rules[i].RuleName())
+		names = append(names, rules[i].RuleName())
 	}
 	return strings.Join(names, ", ")
 }
@@ -114,7 +114,7 @@ func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 			return maskRefusal("mask-lineage", "Masking applies to this session, and the gateway could not parse the statement again to follow its values."), true
 		}
 		plan := lineage.Analyze(tree.Stmts[0].Stmt, m.cat)
-		if d, refused := s.checkMaskPlan(plan); refused {
+		if d, refused := checkMaskPlan(m.cat.rules, plan); refused {
 			return d, true
 		}
 		if len(plan.Touches) > 0 {
@@ -186,22 +186,21 @@ func chainMasked(st *statement) bool {
 }
 
 // checkMaskPlan refuses what cannot be masked soundly.
-func (s *clientSession) checkMaskPlan(plan *lineage.Plan) (policy.Decision, bool) {
-	m := s.masking
+func checkMaskPlan(rules mask.Rules, plan *lineage.Plan) (policy.Decision, bool) {
 	if plan.Refusal != "" {
 		return maskRefusal("mask-lineage", "Masking applies to this session, and the gateway cannot mask this statement: %s.", plan.Refusal), true
 	}
 	if len(plan.Flows) > 0 {
-		return maskRefusal("mask-flow", "The statement would store values of masked columns (%s) where they would no longer be masked.", m.ruleNames(plan.Flows)), true
+		return maskRefusal("mask-flow", "The statement would store values of masked columns (%s) where they would no longer be masked.", ruleNames(rules, plan.Flows)), true
 	}
 	var strict lineage.Taint
 	for _, i := range plan.Inference {
-		if m.cat.rules[i].Inference == mask.Strict {
+		if rules[i].Inference == mask.Strict {
 			strict = append(strict, i)
 		}
 	}
 	if len(strict) > 0 {
-		return maskRefusal("mask-inference", "The statement uses masked columns (%s) to filter, join, sort, group or deduplicate rows, which reveals their values.", m.ruleNames(strict)), true
+		return maskRefusal("mask-inference", "The statement uses masked columns (%s) to filter, join, sort, group or deduplicate rows, which reveals their values.", ruleNames(rules, strict)), true
 	}
 	if plan.CopyBinary {
 		for _, o := range plan.Outputs {

@@ -3,6 +3,7 @@ package lineage
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
@@ -660,9 +661,54 @@ func (a *analyzer) targets(list []*pg_query.Node, sc *scope) []Column {
 			continue
 		}
 		t := a.expr(rt.Val, sc)
+		if name == "" {
+			name = colName(rt.Val)
+		}
 		cols = append(cols, Column{Name: name, Taint: t, Derived: len(t) > 0})
 	}
 	return cols
+}
+
+// colName names an expression's output the way PostgreSQL does for the
+// common cases (FigureColname): a function's name, a column's, "case",
+// "?column?" otherwise.
+func colName(n *pg_query.Node) string {
+	switch v := unwrap(n).(type) {
+	case *pg_query.FuncCall:
+		if len(v.Funcname) > 0 {
+			return stringOf(v.Funcname[len(v.Funcname)-1])
+		}
+	case *pg_query.ColumnRef:
+		if len(v.Fields) > 0 {
+			return stringOf(v.Fields[len(v.Fields)-1])
+		}
+	case *pg_query.TypeCast:
+		if name := colName(v.Arg); name != "?column?" {
+			return name
+		}
+		if v.TypeName != nil && len(v.TypeName.Names) > 0 {
+			return stringOf(v.TypeName.Names[len(v.TypeName.Names)-1])
+		}
+	case *pg_query.CaseExpr:
+		return "case"
+	case *pg_query.RowExpr:
+		return "row"
+	case *pg_query.XmlExpr:
+		return strings.ToLower(strings.TrimPrefix(v.Op.String(), "IS_"))
+	case *pg_query.SubLink:
+		if v.SubLinkType == pg_query.SubLinkType_EXISTS_SUBLINK {
+			return "exists"
+		}
+		if sel, ok := unwrap(v.Subselect).(*pg_query.SelectStmt); ok && len(sel.TargetList) == 1 {
+			if rt, ok := unwrap(sel.TargetList[0]).(*pg_query.ResTarget); ok {
+				if rt.Name != "" {
+					return rt.Name
+				}
+				return colName(rt.Val)
+			}
+		}
+	}
+	return "?column?"
 }
 
 func isStar(cr *pg_query.ColumnRef) bool {
