@@ -85,7 +85,8 @@ type Rule struct {
 	// column or table.
 	Name string
 	// Column is "schema.table.column"; Table is "schema.table" for every
-	// column of the table. Exactly one is set. Names are compared as
+	// column of the table, or "*" for every column of every result (which
+	// needs Detectors). Exactly one is set. Names are compared as
 	// PostgreSQL compares unquoted identifiers' folded forms: write them as
 	// the catalog spells them (lower case unless created quoted).
 	Column string
@@ -93,9 +94,9 @@ type Rule struct {
 	// Masker masks the values. Required.
 	Masker Masker
 	// Detectors, when set, restrict the rule to the cells in which one of
-	// them finds something; the other cells pass unchanged. A cell of a
-	// non-text type, or in binary format, is masked whole (a detector reads
-	// text).
+	// them finds something; the other cells pass unchanged. Detectors read
+	// a cell's text: any cell in text format, and text types in binary
+	// format; a cell of another type in binary format is masked whole.
 	Detectors []Detector
 	// UnlessGroups exempts identities in any of these groups.
 	UnlessGroups []string
@@ -103,8 +104,11 @@ type Rule struct {
 	Inference Inference
 }
 
+// AllResults reports whether the rule applies to every result (Table "*").
+func (r Rule) AllResults() bool { return r.Column == "" && r.Table == "*" }
+
 // Target returns the rule's schema, table and column (empty for a table
-// rule).
+// rule; all empty for an AllResults rule).
 func (r Rule) Target() (schema, table, column string) {
 	name := r.Column
 	if name == "" {
@@ -127,6 +131,8 @@ func (r Rule) RuleName() string {
 		return r.Name
 	case r.Column != "":
 		return "mask " + r.Column
+	case r.AllResults():
+		return "mask every result"
 	}
 	return "mask " + r.Table
 }
@@ -156,7 +162,11 @@ func (rs Rules) Validate() error {
 			continue
 		}
 		s, t, c := r.Target()
-		if s == "" || t == "" || (r.Column != "" && c == "") {
+		if r.AllResults() {
+			if len(r.Detectors) == 0 {
+				errs = append(errs, fmt.Errorf("mask rule %d (%s): a rule for every result needs detectors", i+1, r.RuleName()))
+			}
+		} else if s == "" || t == "" || (r.Column != "" && c == "") {
 			errs = append(errs, fmt.Errorf("mask rule %d: %q is not schema.table.column or schema.table", i+1, r.Column+r.Table))
 		}
 		if r.Masker == nil {

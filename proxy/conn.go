@@ -19,7 +19,6 @@ import (
 
 	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/credstore"
-	"github.com/pgwarden/pgwarden/internal/lineage"
 	"github.com/pgwarden/pgwarden/internal/wire"
 	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/session"
@@ -290,7 +289,7 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 			if err != nil {
 				return err
 			}
-			masking = &sessionMasking{cat: cat, prepared: map[string]*lineage.Plan{}, cursors: map[string]*lineage.Plan{}, created: map[string]bool{}}
+			masking = newSessionMasking(cat, p.Masks, active)
 			return nil
 		}
 	}

@@ -59,6 +59,12 @@ func (m *sessionMasking) newCopyMask(plan *lineage.Plan, n int) (*copyMask, erro
 	c.cells = make([]*cellMask, n)
 	for i, col := range outs {
 		if len(col.Taint) == 0 {
+			if m.everywhere != nil {
+				e := *m.everywhere
+				e.typ, e.format = 25, mask.Text
+				c.cells[i] = &e
+				any = true
+			}
 			continue
 		}
 		any = true
@@ -93,7 +99,7 @@ func (c *copyMask) row(dst, data []byte) ([]byte, int, error) {
 		case cm == nil || isNull:
 			dst = append(dst, data[start:next]...)
 		default:
-			if len(cm.detectors) > 0 && !detectsAny(cm.detectors, value) {
+			if cm.passes(value) {
 				dst = append(dst, data[start:next]...)
 				break
 			}

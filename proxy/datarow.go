@@ -46,7 +46,7 @@ func maskDataRow(dst, body []byte, cells []*cellMask) ([]byte, int, error) {
 		v := body[p : p+int(l)]
 		p += int(l)
 		c := cells[i]
-		if c == nil || (len(c.detectors) > 0 && c.detectable() && !detectsAny(c.detectors, v)) {
+		if c == nil || c.passes(v) {
 			dst = binary.BigEndian.AppendUint32(dst, uint32(l))
 			dst = append(dst, v...)
 			continue

@@ -214,7 +214,7 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 	if err := s.sendStatement(raw, kind, st, start); err != nil {
 		return err
 	}
-	if kind == opParse && st.decision.Verdict == policy.Allow && st.masks != nil {
+	if kind == opParse && st.decision.Verdict == policy.Allow && s.masking != nil && s.masking.describes(st) {
 		if err := s.injectDescribe(st); err != nil {
 			return err
 		}
@@ -248,7 +248,7 @@ func (s *clientSession) forwardBind(m wire.Message, o op, name string) *session.
 			}
 		}
 	}
-	if chainMasked(st) {
+	if s.masking != nil && s.masking.chainMasked(st) {
 		formats, err := bindResultFormats(m.Body)
 		if err != nil {
 			return malformed(m.Type)

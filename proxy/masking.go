@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/binary"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -28,6 +29,38 @@ type sessionMasking struct {
 	created map[string]bool
 	// Backend relay: the scratch buffer for rewritten rows.
 	buf []byte
+	// everywhere masks the cells of every result that no column rule
+	// masks (AllResults rules); nil when there is none.
+	everywhere *cellMask
+}
+
+// newSessionMasking returns a session's masking state.
+func newSessionMasking(cat *maskCatalog, rules mask.Rules, active []bool) *sessionMasking {
+	m := &sessionMasking{cat: cat, prepared: map[string]*lineage.Plan{}, cursors: map[string]*lineage.Plan{}, created: map[string]bool{}}
+	var all []int
+	for i, r := range rules {
+		if active[i] && r.AllResults() {
+			all = append(all, i)
+		}
+	}
+	switch len(all) {
+	case 0:
+	case 1:
+		r := rules[all[0]]
+		m.everywhere = &cellMask{masker: r.Masker, detectors: r.Detectors, passUnreadable: true}
+	default:
+		m.everywhere = &cellMask{masker: mask.Redact(), passUnreadable: true}
+		for _, i := range all {
+			m.everywhere.detectors = append(m.everywhere.detectors, rules[i].Detectors...)
+		}
+	}
+	return m
+}
+
+// describes reports whether a statement's results are masked, so that the
+// gateway must know their columns.
+func (m *sessionMasking) describes(st *statement) bool {
+	return st.masks != nil || m.everywhere != nil
 }
 
 // statisticsRelations hold per-column statistics: most common values and
@@ -176,7 +209,10 @@ func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 
 // chainMasked reports whether any definition a Bind of st may bind is
 // masked.
-func chainMasked(st *statement) bool {
+func (m *sessionMasking) chainMasked(st *statement) bool {
+	if m.everywhere != nil {
+		return true
+	}
 	for c := st; c != nil; c = c.prev {
 		if c.masks != nil {
 			return true
@@ -256,6 +292,9 @@ type cellMask struct {
 	detectors []mask.Detector
 	typ       uint32
 	format    mask.Format
+	// passUnreadable lets a cell its detectors cannot read through (a rule
+	// for every result); otherwise such a cell is masked whole.
+	passUnreadable bool
 }
 
 // expandOutputs lines a plan's outputs up with the n columns of a result.
@@ -304,9 +343,12 @@ func expandOutputs(outs []lineage.Column, n int) ([]lineage.Column, error) {
 // column number name the source of plain column references). format gives
 // each column's format. It returns nil when no column is masked.
 func (m *sessionMasking) cellsFor(plan *lineage.Plan, fields []pgproto3.FieldDescription, format func(int) int16) ([]*cellMask, error) {
-	outs, err := expandOutputs(plan.Outputs, len(fields))
-	if err != nil {
-		return nil, err
+	outs := make([]lineage.Column, len(fields))
+	if plan != nil {
+		var err error
+		if outs, err = expandOutputs(plan.Outputs, len(fields)); err != nil {
+			return nil, err
+		}
 	}
 	var cells []*cellMask
 	for i, f := range fields {
@@ -316,11 +358,17 @@ func (m *sessionMasking) cellsFor(plan *lineage.Plan, fields []pgproto3.FieldDes
 				col.Taint, col.Derived = col.Taint.Union(c.Taint), col.Derived || c.Derived
 			}
 		}
-		if len(col.Taint) == 0 {
+		if len(col.Taint) == 0 && m.everywhere == nil {
 			continue
 		}
 		if cells == nil {
 			cells = make([]*cellMask, len(fields))
+		}
+		if len(col.Taint) == 0 {
+			c := *m.everywhere
+			c.typ, c.format = f.DataTypeOID, mask.Format(format(i))
+			cells[i] = &c
+			continue
 		}
 		cells[i] = m.cellFor(col, f.DataTypeOID, mask.Format(format(i)))
 	}
@@ -353,13 +401,36 @@ func (m *sessionMasking) cellFor(col lineage.Column, typ uint32, format mask.For
 // fixed text for text types and NULL otherwise.
 var keepNothing = mask.Redact()
 
-// detectable reports whether detectors can read a cell: text, or a
-// text-format JSON or XML value.
-func (c *cellMask) detectable() bool {
-	if mask.TextLike(c.typ) {
-		return true
+// detectText returns the text detectors read in a cell: the value itself
+// in text format and for text types, the decimal form of a binary integer
+// (appended to scratch); ok is false when they cannot read it.
+func (c *cellMask) detectText(v, scratch []byte) (text []byte, ok bool) {
+	if c.format == mask.Text || mask.TextLike(c.typ) {
+		return v, true
 	}
-	return c.format == mask.Text && (c.typ == 114 || c.typ == 3802 || c.typ == 142)
+	switch {
+	case c.typ == 21 && len(v) == 2:
+		return strconv.AppendInt(scratch[:0], int64(int16(binary.BigEndian.Uint16(v))), 10), true
+	case c.typ == 23 && len(v) == 4:
+		return strconv.AppendInt(scratch[:0], int64(int32(binary.BigEndian.Uint32(v))), 10), true
+	case c.typ == 20 && len(v) == 8:
+		return strconv.AppendInt(scratch[:0], int64(binary.BigEndian.Uint64(v)), 10), true
+	}
+	return nil, false
+}
+
+// passes reports whether a cell goes through unmasked because the
+// detectors of its mask find nothing in it.
+func (c *cellMask) passes(v []byte) bool {
+	if len(c.detectors) == 0 {
+		return false
+	}
+	var scratch [24]byte
+	text, ok := c.detectText(v, scratch[:])
+	if !ok {
+		return c.passUnreadable
+	}
+	return !detectsAny(c.detectors, text)
 }
 
 // detectsAny reports whether any detector finds something in v.
@@ -427,6 +498,9 @@ func (o *op) planOf() *lineage.Plan {
 func (s *clientSession) copyOutStarted(o *op, body []byte) *session.Error {
 	o.copyOut = nil
 	plan := o.planOf()
+	if plan == nil && s.masking.everywhere != nil {
+		plan = &lineage.Plan{Copy: true, Outputs: []lineage.Column{{Unknown: true}}}
+	}
 	if plan == nil || !plan.Copy {
 		return nil
 	}
@@ -479,15 +553,15 @@ func (s *clientSession) described(o *op, body []byte) *session.Error {
 // RowDescription (whose format codes are the result's).
 func (s *clientSession) queryResult(o *op, body []byte) *session.Error {
 	o.cells, o.cellsBuilt = nil, true
-	st := o.stmt
-	if st == nil || o.result >= len(st.masks) || st.masks[o.result] == nil {
+	plan := o.planOf()
+	if plan == nil && s.masking.everywhere == nil {
 		return nil
 	}
 	fields, err := rowDescriptionFields(body)
 	if err != nil {
 		return upstreamViolation("malformed RowDescription: %v", err)
 	}
-	cells, err := s.masking.cellsFor(st.masks[o.result], fields, func(i int) int16 { return fields[i].Format })
+	cells, err := s.masking.cellsFor(plan, fields, func(i int) int16 { return fields[i].Format })
 	if err != nil {
 		return s.maskFailed(err)
 	}
@@ -499,12 +573,12 @@ func (s *clientSession) queryResult(o *op, body []byte) *session.Error {
 func (s *clientSession) maskRow(o *op, m wire.Message) ([]byte, *session.Error) {
 	if !o.cellsBuilt {
 		o.cellsBuilt = true
-		if o.kind == opExecute && o.stmt != nil && len(o.stmt.masks) > 0 && o.stmt.masks[0] != nil {
+		if plan := o.planOf(); o.kind == opExecute && o.stmt != nil && (plan != nil || s.masking.everywhere != nil) {
 			st := o.stmt
 			if !st.described {
 				return nil, s.maskFailed(fmt.Errorf("no description of a masked statement's result"))
 			}
-			cells, err := s.masking.cellsFor(st.masks[0], st.rowDesc, func(i int) int16 { return resultFormat(o.formats, i) })
+			cells, err := s.masking.cellsFor(plan, st.rowDesc, func(i int) int16 { return resultFormat(o.formats, i) })
 			if err != nil {
 				return nil, s.maskFailed(err)
 			}
