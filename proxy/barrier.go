@@ -38,8 +38,12 @@ type verification struct {
 	readOnly   string
 	searchPath []string
 	identity   map[string]string // the identity settings
-	failed     bool
-	done       chan struct{}
+	// rows, when collect is set, are the rows of another query the
+	// gateway asked (NULL as ""), such as the masking catalog.
+	collect bool
+	rows    [][]string
+	failed  bool
+	done    chan struct{}
 }
 
 // runsAtRunTime reports whether any of sts (or a statement nested in one)
@@ -139,6 +143,14 @@ func (s *clientSession) verifyMessage(o *op, typ byte, body []byte) *session.Err
 	switch typ {
 	case 'T', 'C':
 	case 'D':
+		if v.collect {
+			row, err := textRowNulls(body)
+			if err != nil {
+				return upstreamViolation("malformed answer to the gateway's query")
+			}
+			v.rows = append(v.rows, row)
+			return nil
+		}
 		row, err := textRow(body)
 		if err != nil || len(row) != 2 {
 			return upstreamViolation("malformed answer to the gateway's verification")
@@ -160,6 +172,33 @@ func (s *clientSession) verifyMessage(o *op, typ byte, body []byte) *session.Err
 		return s.unexpected(typ, o)
 	}
 	return nil
+}
+
+// textRowNulls decodes a DataRow of text values, NULL as "".
+func textRowNulls(body []byte) ([]string, error) {
+	if len(body) < 2 {
+		return nil, fmt.Errorf("short DataRow")
+	}
+	n := int(body[0])<<8 | int(body[1])
+	rest := body[2:]
+	out := make([]string, 0, n)
+	for range n {
+		if len(rest) < 4 {
+			return nil, fmt.Errorf("short DataRow")
+		}
+		l := int(int32(uint32(rest[0])<<24 | uint32(rest[1])<<16 | uint32(rest[2])<<8 | uint32(rest[3])))
+		rest = rest[4:]
+		if l == -1 {
+			out = append(out, "")
+			continue
+		}
+		if l < 0 || l > len(rest) {
+			return nil, fmt.Errorf("bad value length")
+		}
+		out = append(out, string(rest[:l]))
+		rest = rest[l:]
+	}
+	return out, nil
 }
 
 // textRow decodes a DataRow of non-null text values.

@@ -27,6 +27,9 @@ type maskCatalog struct {
 	// when the catalog was read: a relation created since may be a view
 	// over a masked table the gateway does not know about.
 	known map[string]bool
+	// tables is set when a rule that applies names a table (as opposed to
+	// rules for every result only).
+	tables bool
 }
 
 // maskedRelation is one relation holding masked values.
@@ -123,8 +126,10 @@ const knownRelationsQuery = `SELECT DISTINCT c.relname FROM pg_catalog.pg_class 
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// loadMaskCatalog reads the catalog for the rules active for a session.
-func loadMaskCatalog(ctx context.Context, pc *pgconn.PgConn, rules mask.Rules, active []bool) (*maskCatalog, error) {
+// catalogQueries returns the queries whose rows build a session's catalog
+// (see buildMaskCatalog): the known relation names, and the masked
+// relations with their columns. nil when no active rule names a table.
+func catalogQueries(rules mask.Rules, active []bool) []string {
 	seen := map[string]bool{}
 	var values []string
 	for i, r := range rules {
@@ -133,48 +138,73 @@ func loadMaskCatalog(ctx context.Context, pc *pgconn.PgConn, rules mask.Rules, a
 		}
 		schema, table, _ := r.Target()
 		key := schema + "." + table
-		if !seen[key] {
+		if table != "" && !seen[key] {
 			seen[key] = true
 			values = append(values, "("+quoteLiteral(schema)+","+quoteLiteral(table)+")")
 		}
 	}
-	c := &maskCatalog{rules: rules, byOID: map[uint32]*maskedRelation{}, byName: map[string][]*maskedRelation{}, known: map[string]bool{}}
 	if len(values) == 0 {
-		return c, nil
+		return nil
 	}
-	names, err := pc.Exec(ctx, knownRelationsQuery).ReadAll()
-	if err == nil && len(names) == 1 {
-		err = names[0].Err
+	return []string{knownRelationsQuery, fmt.Sprintf(catalogQuery, strings.Join(values, ","))}
+}
+
+// loadMaskCatalog reads the catalog for the rules active for a session, on
+// a connection the gateway has not taken over yet.
+func loadMaskCatalog(ctx context.Context, pc *pgconn.PgConn, rules mask.Rules, active []bool) (*maskCatalog, error) {
+	var results [][][]string
+	for _, q := range catalogQueries(rules, active) {
+		res, err := pc.Exec(ctx, q).ReadAll()
+		if err == nil && len(res) == 1 {
+			err = res[0].Err
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the catalog for masking: %w", err)
+		}
+		var rows [][]string
+		for _, row := range res[0].Rows {
+			r := make([]string, len(row))
+			for i, v := range row {
+				r[i] = string(v)
+			}
+			rows = append(rows, r)
+		}
+		results = append(results, rows)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the catalog for masking: %w", err)
+	return buildMaskCatalog(rules, active, results), nil
+}
+
+// buildMaskCatalog builds a catalog from the rows of catalogQueries.
+func buildMaskCatalog(rules mask.Rules, active []bool, results [][][]string) *maskCatalog {
+	c := &maskCatalog{rules: rules, byOID: map[uint32]*maskedRelation{}, byName: map[string][]*maskedRelation{}, known: map[string]bool{}}
+	if len(results) != 2 {
+		return c
 	}
-	for _, row := range names[0].Rows {
-		c.known[string(row[0])] = true
-	}
-	res, err := pc.Exec(ctx, fmt.Sprintf(catalogQuery, strings.Join(values, ","))).ReadAll()
-	if err == nil && len(res) == 1 {
-		err = res[0].Err
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the catalog for masking: %w", err)
+	c.tables = true
+	for _, row := range results[0] {
+		if len(row) == 1 {
+			c.known[row[0]] = true
+		}
 	}
 	type rootCols struct{ schema, name string }
 	roots := map[uint32]rootCols{}
 	var views []*maskedRelation
-	for _, row := range res[0].Rows {
-		oid, _ := strconv.ParseUint(string(row[0]), 10, 32)
-		root, _ := strconv.ParseUint(string(row[1]), 10, 32)
-		how := string(row[2])
-		schema, name := string(row[4]), string(row[5])
-		attnum, _ := strconv.ParseInt(string(row[6]), 10, 16)
-		attname := string(row[7])
+	for _, row := range results[1] {
+		if len(row) != 9 {
+			continue
+		}
+		oid, _ := strconv.ParseUint(row[0], 10, 32)
+		root, _ := strconv.ParseUint(row[1], 10, 32)
+		how := row[2]
+		schema, name := row[4], row[5]
+		attnum, _ := strconv.ParseInt(row[6], 10, 16)
+		attname := row[7]
 		if how == "table" {
 			roots[uint32(oid)] = rootCols{schema, name}
 		}
 		rel := c.byOID[uint32(oid)]
 		if rel == nil {
-			rel = &maskedRelation{oid: uint32(oid), schema: schema, name: name, kind: how, def: string(row[8])}
+			rel = &maskedRelation{oid: uint32(oid), schema: schema, name: name, kind: how, def: row[8]}
 			c.byOID[rel.oid] = rel
 			c.byName[name] = append(c.byName[name], rel)
 			if how == "view" {
@@ -198,12 +228,11 @@ func loadMaskCatalog(ctx context.Context, pc *pgconn.PgConn, rules mask.Rules, a
 	// (shallower first), over what is known so far. A definition the
 	// gateway cannot follow taints every column with everything below.
 	for _, v := range views {
-		if v.kind != "view" {
-			continue
+		if v.kind == "view" {
+			c.viewLineage(v, rules, active)
 		}
-		c.viewLineage(v, rules, active)
 	}
-	return c, nil
+	return c
 }
 
 // viewLineage sets a view's columns from its definition.

@@ -25,8 +25,11 @@ type sessionMasking struct {
 	// both definitions carry (the server may have refused the second).
 	prepared map[string]*lineage.Plan
 	cursors  map[string]*lineage.Plan
-	// created are the relations the session created or wrote itself.
-	created map[string]bool
+	// active are the rules that apply to the session; stale is set after
+	// the session changed the schema (DDL), so that the catalog is read
+	// again before the next statement that reads a relation.
+	active []bool
+	stale  bool
 	// Backend relay: the scratch buffer for rewritten rows.
 	buf []byte
 	// everywhere masks the cells of every result that no column rule
@@ -36,7 +39,7 @@ type sessionMasking struct {
 
 // newSessionMasking returns a session's masking state.
 func newSessionMasking(cat *maskCatalog, rules mask.Rules, active []bool) *sessionMasking {
-	m := &sessionMasking{cat: cat, prepared: map[string]*lineage.Plan{}, cursors: map[string]*lineage.Plan{}, created: map[string]bool{}}
+	m := &sessionMasking{cat: cat, prepared: map[string]*lineage.Plan{}, cursors: map[string]*lineage.Plan{}, active: active}
 	var all []int
 	for i, r := range rules {
 		if active[i] && r.AllResults() {
@@ -102,12 +105,103 @@ func (m *sessionMasking) relevant(a *policy.Statement) bool {
 }
 
 // unknown reports whether r names a relation that did not exist when the
-// session's catalog was read, and that the session did not create itself.
+// session's catalog was read: it may be a view over a masked table.
 func (m *sessionMasking) unknown(r policy.Relation) bool {
-	if r.Catalog || r.Schema == "pg_catalog" || r.Schema == "information_schema" || len(m.cat.byOID) == 0 {
+	if r.Catalog || r.Schema == "pg_catalog" || r.Schema == "information_schema" || !m.cat.tables {
 		return false
 	}
-	return !m.cat.known[r.Name] && !m.created[r.Name]
+	return !m.cat.known[r.Name]
+}
+
+// needsCatalog reports whether the catalog must be read again before sts
+// are judged: the session changed the schema, or they read a relation the
+// catalog does not know.
+func (m *sessionMasking) needsCatalog(sts []*policy.Statement) bool {
+	if !m.cat.tables {
+		return false
+	}
+	for _, a := range sts {
+		for x := a; x != nil; x = x.Inner {
+			for _, r := range x.Reads {
+				if m.stale || m.unknown(r) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// changesSchema reports whether an allowed statement may change what the
+// catalog says: it creates, alters or drops relations (DDL, SELECT INTO,
+// CREATE TABLE AS), as opposed to changing rows.
+func changesSchema(sts []*policy.Statement) bool {
+	for _, a := range sts {
+		for x := a; x != nil; x = x.Inner {
+			switch x.Kind {
+			case policy.KindInsert, policy.KindUpdate, policy.KindDelete, policy.KindMerge, policy.KindCopy, policy.KindTruncate:
+				continue
+			}
+			if len(x.Written) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// reloadMaskCatalog reads the catalog again on the session's connection,
+// once the server has answered everything sent before (like the run-time
+// barrier). It returns a refusal when it cannot, and errSessionOver when
+// the session ended meanwhile.
+func (s *clientSession) reloadMaskCatalog() (*policy.Decision, *session.Error) {
+	m := s.masking
+	cannot := func(why string) (*policy.Decision, *session.Error) {
+		d := maskRefusal("mask-new-relation", "Masking applies to this session, and the statement reads a relation created after the gateway last read the catalog (it may be a view over masked columns); %s", why)
+		return &d, nil
+	}
+	if s.pipe.pending() > 0 {
+		if !s.pipe.endsWithSync() {
+			return cannot("the gateway reads the catalog again once the server has answered what came before: send Sync first.")
+		}
+		if err := s.uw.Flush(); err != nil {
+			s.end(session.EndUpstreamClosed, pgError(session.CodeConnectionFailure, "lost the connection to the database server"))
+			return nil, errSessionOver
+		}
+		if !s.pipe.waitEmpty() {
+			return nil, errSessionOver
+		}
+	}
+	if s.txStatus.Load() == 'E' {
+		return cannot("the transaction is aborted: end it first.")
+	}
+	queries := catalogQueries(m.cat.rules, m.active)
+	vs := make([]*verification, len(queries))
+	for i, q := range queries {
+		vs[i] = &verification{collect: true, done: make(chan struct{})}
+		if err := s.forward(simpleQuery(q), op{kind: opQuery, verify: vs[i]}); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.uw.Flush(); err != nil {
+		s.end(session.EndUpstreamClosed, pgError(session.CodeConnectionFailure, "lost the connection to the database server"))
+		return nil, errSessionOver
+	}
+	results := make([][][]string, len(vs))
+	for i, v := range vs {
+		select {
+		case <-v.done:
+		case <-s.ctx.Done():
+			return nil, errSessionOver
+		}
+		if v.failed {
+			return cannot("the gateway could not read the catalog again.")
+		}
+		results[i] = v.rows
+	}
+	m.cat = buildMaskCatalog(m.cat.rules, m.active, results)
+	m.stale = false
+	return nil, nil
 }
 
 // ruleNames names the rules of t for a reason.
@@ -125,6 +219,15 @@ func ruleNames(rules mask.Rules, t lineage.Taint) string {
 func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 	m := s.masking
 	st.masks, st.maskTouched = nil, false
+	if m.needsCatalog(st.analysis) {
+		d, err := s.reloadMaskCatalog()
+		if err != nil {
+			return maskRefusal("mask-new-relation", "The session ended while the gateway read the catalog."), true
+		}
+		if d != nil {
+			return *d, true
+		}
+	}
 	for i, a := range st.analysis {
 		if !m.relevant(a) {
 			continue
@@ -134,11 +237,8 @@ func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 				return maskRefusal("mask-runtime", "Masking applies to this session, and the gateway cannot see what this statement reads (%s): it could return masked values unmasked.", strings.Join(x.RunTime, "; ")), true
 			}
 			for _, r := range x.Reads {
-				if statisticsRelations[r.Name] && len(m.cat.byOID) > 0 {
+				if statisticsRelations[r.Name] && m.cat.tables {
 					return maskRefusal("mask-statistics", "Masking applies to this session: the planner statistics in %s hold values of masked columns.", r.Name), true
-				}
-				if m.unknown(r) {
-					return maskRefusal("mask-new-relation", "Masking applies to this session, and %s did not exist when the session started: it may be a view over masked columns. Reconnect so that the gateway reads the catalog again.", r.String()), true
 				}
 			}
 		}
@@ -193,16 +293,8 @@ func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 		}
 		st.masks[i] = plan
 	}
-	// What the session creates is known from now on.
-	if m.created == nil {
-		m.created = map[string]bool{}
-	}
-	for _, a := range st.analysis {
-		for x := a; x != nil; x = x.Inner {
-			for _, r := range x.Written {
-				m.created[r.Name] = true
-			}
-		}
+	if changesSchema(st.analysis) {
+		m.stale = true
 	}
 	return policy.Decision{}, false
 }
