@@ -123,7 +123,12 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, connect bool) 
 	if len(stores) == 1 {
 		creds = stores[0]
 	}
+	masks, err := buildMasks(cfg)
+	if err != nil {
+		return nil, cfg.problemAt("policy.masks", "%w", err)
+	}
 	g.proxy = &proxy.Proxy{
+		Masks:                            masks,
 		Addr:                             string(cfg.Listen),
 		Authenticator:                    authenticator,
 		Credentials:                      creds,

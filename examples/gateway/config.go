@@ -32,7 +32,7 @@ type config struct {
 	Credentials credentialsConfig `yaml:"credentials"`
 	// Policy decides about statements: a policy.RuleSet. Absent: every
 	// statement is refused.
-	Policy *policy.RuleSet `yaml:"policy"`
+	Policy *policyConfig `yaml:"policy"`
 	// StartupParameters are startup parameters clients may set in addition
 	// to proxy.DefaultStartupParameters.
 	StartupParameters []envString `yaml:"startup_parameters"`
@@ -449,7 +449,7 @@ func (c *config) complete(dir string) {
 		}
 	}
 	if c.Policy == nil {
-		c.Policy = &policy.RuleSet{Default: "block"}
+		c.Policy = &policyConfig{RuleSet: policy.RuleSet{Default: "block"}}
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"

@@ -23,7 +23,9 @@ import (
 	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/internal/analysis"
 	"github.com/pgwarden/pgwarden/internal/judge"
+	"github.com/pgwarden/pgwarden/mask"
 	"github.com/pgwarden/pgwarden/policy"
+	"github.com/pgwarden/pgwarden/proxy"
 	"github.com/pgwarden/pgwarden/session"
 )
 
@@ -217,9 +219,47 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, line)
 		if d.Verdict != policy.Allow {
 			status = exitRefused
+			continue
+		}
+		if len(g.proxy.Masks) > 0 && !printMaskPlan(stdout, g.proxy.Masks, id.Groups, sql) {
+			status = exitRefused
 		}
 	}
 	return status
+}
+
+// printMaskPlan prints how the gateway would mask sql's results for an
+// identity in groups, offline (see proxy.PlanMasks); false when masking
+// refuses the statement.
+func printMaskPlan(w io.Writer, rules mask.Rules, groups []string, sql string) bool {
+	plans, err := proxy.PlanMasks(rules, groups, sql)
+	if err != nil {
+		fmt.Fprintf(w, "  mask plan: %v\n", err)
+		return false
+	}
+	ok := true
+	for _, p := range plans {
+		if p.Refused != nil {
+			fmt.Fprintf(w, "  but masking refuses it (rule %q): %s\n", p.Refused.Rule, p.Refused.Reason)
+			ok = false
+			continue
+		}
+		var cols []string
+		for _, c := range p.Columns {
+			if c.Masker == "" {
+				continue
+			}
+			how := c.Masker
+			if c.Computed {
+				how += ", computed"
+			}
+			cols = append(cols, fmt.Sprintf("%s: %s (%s)", c.Name, how, strings.Join(c.Rules, ", ")))
+		}
+		if len(cols) > 0 {
+			fmt.Fprintf(w, "  masked: %s\n", strings.Join(cols, "; "))
+		}
+	}
+	return ok
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

@@ -231,6 +231,7 @@ func (c *config) validatePolicy(v *validator) {
 		v.warn("policy", "no policy section: every statement is refused (set policy.default to allow or block)")
 		return
 	}
+	c.validateMasks(v)
 	if _, err := c.Policy.Policy(); err != nil {
 		if rse, ok := err.(*policy.RuleSetError); ok {
 			for _, p := range rse.Problems {
