@@ -82,9 +82,12 @@
 // query_to_xml and table_to_xml (mask-runtime); the planner statistics
 // (mask-statistics); COPY TO in binary format of masked columns
 // (mask-copy-binary); FETCH from a cursor not declared through the gateway
-// (mask-cursor); a relation created after the session read its catalog,
-// which may be a new view over a masked table (mask-new-relation; the
-// session's own creations are fine, a new session sees the new catalog).
+// (mask-cursor). The gateway reads the catalog again, on the session's
+// connection once the server has answered what came before, after the
+// session changed the schema and before a statement that reads a relation
+// the catalog does not know (a new view over a masked table, a new
+// partition); when it cannot wait (in a pipeline without a Sync, in an
+// aborted transaction) the statement is refused (mask-new-relation).
 // The server's error for a statement that reads masked columns is
 // replaced by a generic one with the same SQLSTATE: a failed cast would
 // echo the value.
