@@ -43,6 +43,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzMaskers$$' -fuzztime $(FUZZ_MASK) ./mask
 	$(GO) test -run '^$$' -fuzz '^FuzzDetectors$$' -fuzztime $(FUZZ_MASK) ./mask
 	$(GO) test -run '^$$' -fuzz '^FuzzAnalyze$$' -fuzztime $(FUZZ_SQL) ./internal/analysis
+	$(GO) test -run '^$$' -fuzz '^FuzzLineage$$' -fuzztime $(FUZZ_SQL) ./internal/lineage
 	$(GO) test -run '^$$' -fuzz '^FuzzParseOAuthBearer$$' -fuzztime $(FUZZ_AUTH) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzOIDCToken$$' -fuzztime $(FUZZ_AUTH) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzSAMLPassword$$' -fuzztime $(FUZZ_AUTH) ./auth

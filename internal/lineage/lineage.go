@@ -550,6 +550,12 @@ func (a *analyzer) fromItem(it *pg_query.Node, sc *scope) {
 		a.fromItem(n.Larg, sc)
 		a.fromItem(n.Rarg, sc)
 		a.infer(a.expr(n.Quals, sc))
+		if n.IsNatural {
+			// Joined on every column name the two sides share: any.
+			for _, e := range sc.entries[before:] {
+				a.infer(allTaint(e.columnsOrUnknown()).Union(e.all))
+			}
+		}
 		for _, u := range n.UsingClause {
 			name := stringOf(u)
 			for _, e := range sc.entries[before:] {
@@ -866,10 +872,29 @@ func (a *analyzer) derived(m proto.Message, sc *scope) Taint {
 		case *pg_query.SelectStmt:
 			t = t.Union(allTaint(a.query(v, sc)))
 			return false
+		case *pg_query.FuncCall:
+			if len(v.Funcname) > 0 && sinkFunctions[stringOf(v.Funcname[len(v.Funcname)-1])] {
+				var args Taint
+				for _, arg := range v.Args {
+					args = args.Union(a.expr(arg, sc))
+				}
+				a.flow(args) // the value leaves through the function's side effect
+			}
 		}
 		return true
 	})
 	return t
+}
+
+// sinkFunctions are built-in functions that carry their arguments out of
+// the statement's result: to other sessions (pg_notify), to settings a
+// later statement reads (set_config), to large objects, files, other
+// servers, or the WAL.
+var sinkFunctions = map[string]bool{
+	"pg_notify": true, "set_config": true,
+	"lo_from_bytea": true, "lo_put": true, "lowrite": true, "lo_import": true, "lo_export": true,
+	"pg_file_write": true, "pg_logical_emit_message": true,
+	"dblink": true, "dblink_exec": true, "dblink_send_query": true, "dblink_open": true,
 }
 
 // any returns every rule a subtree reads, wherever (no scopes: every

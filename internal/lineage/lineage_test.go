@@ -111,6 +111,7 @@ func TestInferenceIsFound(t *testing.T) {
 		{"SELECT DISTINCT email FROM users", Taint{0}},
 		{"SELECT DISTINCT ON (ssn) id FROM users", Taint{1}},
 		{"SELECT o.id FROM other o JOIN users u ON u.email = o.mail", Taint{0}},
+		{"SELECT o.id FROM other o NATURAL JOIN users u", Taint{0, 1}},
 		{"SELECT id FROM other WHERE mail IN (SELECT email FROM users)", Taint{0}},
 		{"SELECT id FROM other WHERE EXISTS (SELECT 1 FROM users WHERE ssn = '1')", Taint{1}},
 		{"SELECT rank() OVER w FROM users WINDOW w AS (PARTITION BY email)", Taint{0}},
@@ -149,6 +150,10 @@ func TestFlowsAndRefusals(t *testing.T) {
 		{"UPDATE other SET mail = u.email FROM users u WHERE true", Taint{0}},
 		{"INSERT INTO users (email) VALUES ('a@b.c')", nil},
 		{"WITH d AS (DELETE FROM users RETURNING ssn) INSERT INTO other SELECT * FROM d", Taint{1}},
+		{"SELECT pg_notify('ch', email) FROM users", Taint{0}},
+		{"SELECT set_config('my.v', ssn, false) FROM users", Taint{1}},
+		{"SELECT lo_from_bytea(0, convert_to(email, 'UTF8')) FROM users", Taint{0}},
+		{"SELECT pg_notify('ch', name) FROM users", nil},
 	}
 	for _, c := range flows {
 		p := plan(t, c.sql)
