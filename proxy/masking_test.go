@@ -235,6 +235,9 @@ func TestMaskingRefusesWhatItCannotMask(t *testing.T) {
 		{"SELECT id FROM mask_clean WHERE note IN (SELECT ssn FROM mask_people)", "mask-inference"},
 		{"INSERT INTO mask_clean SELECT id, email FROM mask_people", "mask-flow"},
 		{"UPDATE mask_people SET name = ssn", "mask-flow"},
+		{"SELECT pg_notify('mask_channel', email) FROM mask_people", "mask-flow"},
+		{"SELECT set_config('mask.v', ssn, false) FROM mask_people", "mask-flow"},
+		{"SELECT c.id FROM mask_clean c NATURAL JOIN mask_people p", "mask-inference"},
 		{"CREATE TEMP TABLE leak AS SELECT email FROM mask_people", "mask-flow"},
 		{"SELECT * FROM pg_stats WHERE tablename = 'mask_people'", "mask-statistics"},
 		{"SELECT query_to_xml('select email from mask_people', true, true, '')", "mask-runtime"},
@@ -389,7 +392,6 @@ func TestMaskedCopy(t *testing.T) {
 	if got := copyOut("COPY (SELECT upper(email), 1 FROM ONLY mask_people WHERE id = 1) TO STDOUT (FORMAT csv)"); got != "***,1\n" {
 		t.Fatalf("computed: %q", got)
 	}
-	// Through the extended protocol too (COPY TO in a Parse/Bind/Execute).
 	if got := copyOut("COPY (SELECT ssn FROM ONLY mask_people WHERE id = 2) TO STDOUT"); got != "SSN\n" {
 		t.Fatalf("copy: %q", got)
 	}
