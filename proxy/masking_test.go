@@ -145,6 +145,9 @@ func TestMaskedResults(t *testing.T) {
 		{"SELECT json_build_object('e', email) FROM mask_people WHERE id = 1", "<null>"},
 		{"SELECT (SELECT email FROM mask_people WHERE id = 1) || '!'", "***"},
 		{"SELECT 'plain' AS email", "plain"},
+		{"SELECT 1 AS email", "1"},
+		{"SELECT xmlelement(name e, email) FROM mask_people WHERE id = 1", "<null>"},
+		{"SELECT to_jsonb(p.*) FROM mask_people p WHERE id = 1", "<null>"},
 		{"SELECT note AS email FROM mask_clean WHERE id = 1", "one"},
 	}
 	for _, m := range modes {
@@ -413,5 +416,23 @@ func TestDetectorsOverEveryResult(t *testing.T) {
 	var b strings.Builder
 	if _, err := conn.PgConn().CopyTo(ctx, &b, "COPY (SELECT 'card 4111 1111 1111 1111', 'plain') TO STDOUT"); err != nil || b.String() != "***\tplain\n" {
 		t.Fatalf("COPY: %q, %v", b.String(), err)
+	}
+}
+
+func TestInferenceAllowedByTheRule(t *testing.T) {
+	maskFixture(t)
+	g := startGateway(t, func(p *proxy.Proxy) {
+		p.Masks = mask.Rules{{Column: "public.mask_people.email", Masker: fixed("EMAIL"), Inference: mask.AllowInference}}
+	})
+	conn := connect(t, g.dsn("alice", alicePassword))
+	for _, c := range []struct{ sql, want string }{
+		{"SELECT email FROM ONLY mask_people UNION SELECT note FROM mask_clean ORDER BY 1", "EMAIL;EMAIL;EMAIL;EMAIL"},
+		{"SELECT id, email FROM ONLY mask_people WHERE email LIKE 'alice%'", "1|EMAIL"},
+		{"SELECT DISTINCT email FROM ONLY mask_people", "EMAIL;EMAIL"},
+	} {
+		got, err := rowsText(t, conn, pgx.QueryExecModeCacheStatement, c.sql)
+		if err != nil || strings.Join(got, ";") != c.want {
+			t.Errorf("%s: %q, %v", c.sql, got, err)
+		}
 	}
 }
