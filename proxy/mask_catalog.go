@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -30,6 +31,8 @@ type maskCatalog struct {
 	// tables is set when a rule that applies names a table (as opposed to
 	// rules for every result only).
 	tables bool
+	// loaded is when the catalog was read.
+	loaded time.Time
 }
 
 // maskedRelation is one relation holding masked values.
@@ -180,7 +183,7 @@ func buildMaskCatalog(rules mask.Rules, active []bool, results [][][]string) *ma
 	if len(results) != 2 {
 		return c
 	}
-	c.tables = true
+	c.tables, c.loaded = true, time.Now()
 	for _, row := range results[0] {
 		if len(row) == 1 {
 			c.known[row[0]] = true

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -116,21 +117,35 @@ func (m *sessionMasking) unknown(r policy.Relation) bool {
 // needsCatalog reports whether the catalog must be read again before sts
 // are judged: the session changed the schema, or they read a relation the
 // catalog does not know.
-func (m *sessionMasking) needsCatalog(sts []*policy.Statement) bool {
+//
+// must is set when the statement cannot be judged without it (the schema
+// changed, or an unknown relation); otherwise the catalog is only older
+// than maskCatalogMaxAge, and another session may have redefined a view
+// to read masked columns: it is read again when the gateway can wait.
+func (m *sessionMasking) needsCatalog(sts []*policy.Statement) (need, must bool) {
 	if !m.cat.tables {
-		return false
+		return false, false
 	}
+	old := time.Since(m.cat.loaded) > maskCatalogMaxAge
 	for _, a := range sts {
 		for x := a; x != nil; x = x.Inner {
 			for _, r := range x.Reads {
 				if m.stale || m.unknown(r) {
-					return true
+					return true, true
+				}
+				if old && !r.Catalog && r.Schema != "pg_catalog" && r.Schema != "information_schema" {
+					need = true
 				}
 			}
 		}
 	}
-	return false
+	return need, false
 }
+
+// maskCatalogMaxAge bounds how long a session trusts its catalog while it
+// reads relations: changes by other sessions (a view redefined over a
+// masked column) are seen within it.
+const maskCatalogMaxAge = 2 * time.Second
 
 // changesSchema reports whether an allowed statement may change what the
 // catalog says: it creates, alters or drops relations (DDL, SELECT INTO,
@@ -219,12 +234,12 @@ func ruleNames(rules mask.Rules, t lineage.Taint) string {
 func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 	m := s.masking
 	st.masks, st.maskTouched = nil, false
-	if m.needsCatalog(st.analysis) {
+	if need, must := m.needsCatalog(st.analysis); need {
 		d, err := s.reloadMaskCatalog()
 		if err != nil {
 			return maskRefusal("mask-new-relation", "The session ended while the gateway read the catalog."), true
 		}
-		if d != nil {
+		if d != nil && must {
 			return *d, true
 		}
 	}

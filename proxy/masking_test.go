@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -284,9 +285,22 @@ func TestMaskedStatementErrorsDoNotEchoValues(t *testing.T) {
 func TestMaskingReadsTheCatalogAgainForNewRelations(t *testing.T) {
 	g := maskingGateway(t)
 	ctx := testContext(t)
-	conn := connect(t, g.dsn("alice", alicePassword))
-	if _, err := rowsText(t, conn, pgx.QueryExecModeSimpleProtocol, "SELECT 1"); err != nil {
+	if err := pg.Exec(ctx, "app", `DROP VIEW IF EXISTS mask_swap_v; CREATE VIEW mask_swap_v AS SELECT note FROM mask_clean;
+		GRANT SELECT ON mask_swap_v TO app_rw;`); err != nil {
 		t.Fatal(err)
+	}
+	conn := connect(t, g.dsn("alice", alicePassword))
+	if got, err := rowsText(t, conn, pgx.QueryExecModeSimpleProtocol, "SELECT note FROM mask_swap_v ORDER BY 1"); err != nil || strings.Join(got, ";") != "one;two" {
+		t.Fatalf("clean view: %q, %v", got, err)
+	}
+	// Another session redefines a view the catalog knows as clean: seen
+	// once the catalog is older than its maximum age.
+	if err := pg.Exec(ctx, "app", `CREATE OR REPLACE VIEW mask_swap_v AS SELECT email AS note FROM mask_people WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond)
+	if got, err := rowsText(t, conn, pgx.QueryExecModeSimpleProtocol, "SELECT note FROM mask_swap_v"); err != nil || strings.Join(got, ";") != "EMAIL" {
+		t.Fatalf("redefined view: %q, %v", got, err)
 	}
 	if err := pg.Exec(ctx, "app", `DROP VIEW IF EXISTS mask_late_v; DROP TABLE IF EXISTS mask_events_p2;
 		CREATE VIEW mask_late_v AS SELECT id, email FROM mask_people;
