@@ -3,7 +3,6 @@ package journal
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 
@@ -52,31 +51,10 @@ func benchRecord(b *testing.B, sessions int, opts Options, h hooks) {
 }
 
 func BenchmarkRecordStatementDurable(b *testing.B) {
-	for _, sessions := range []int{1, 8} {
+	for _, sessions := range []int{1, 8, 32} {
 		b.Run(fmt.Sprintf("sessions=%d", sessions), func(b *testing.B) {
 			benchRecord(b, sessions, Options{}, hooks{})
 		})
-	}
-}
-
-// The strategies the committer could use, measured against each other:
-// fdatasync of each touched file in parallel (the default), one after the
-// other, and syncfs(2) once per batch (where available).
-func BenchmarkSyncStrategy(b *testing.B) {
-	strategies := map[string]hooks{"fdatasync-parallel": {}, "fdatasync-sequential": {sequential: true}}
-	if syncfs != nil {
-		strategies["syncfs"] = hooks{batchSync: func(dir *os.File, _ []*os.File) error { return syncfs(dir) }}
-	}
-	for _, name := range []string{"fdatasync-parallel", "fdatasync-sequential", "syncfs"} {
-		h, ok := strategies[name]
-		if !ok {
-			continue
-		}
-		for _, sessions := range []int{1, 8, 32} {
-			b.Run(fmt.Sprintf("%s/sessions=%d", name, sessions), func(b *testing.B) {
-				benchRecord(b, sessions, Options{}, h)
-			})
-		}
 	}
 }
 

@@ -63,9 +63,10 @@ func crashChild(dir string) {
 }
 
 // A real crash: a process recording sessions is killed (SIGKILL) mid-run,
-// and a half-written line is added to one of its files. Open cuts the
-// torn line, seals every session left open, and every acknowledged event
-// is in the record.
+// a half-written line is added to one of its files, and, as a power loss
+// would, another file loses its tail and another one is lost. Open
+// restores the files from the write-ahead log, cuts the torn line, seals
+// every session left open, and every acknowledged event is in the record.
 func TestCrashRecoveryKilled(t *testing.T) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		crashChild(dir)
@@ -120,6 +121,25 @@ func TestCrashRecoveryKilled(t *testing.T) {
 	}
 	if torn == "" {
 		t.Fatal("no session was left open")
+	}
+	// And a power loss on top: the sessions' files lose what was never
+	// synced (the log's commits were): one open session's file is cut back
+	// to its first two lines, one ended session's file is lost.
+	var cut, lost string
+	for n, k := range acked {
+		p := filepath.Join(dir, sid(n)+ext)
+		switch {
+		case p == torn:
+		case cut == "" && k < len(crashScript(n)) && k > 2:
+			cut = p
+			writeLines(t, p, lines(t, p)[:2])
+		case lost == "" && k == len(crashScript(n)):
+			lost = p
+			os.Remove(p)
+		}
+	}
+	if cut == "" || lost == "" {
+		t.Fatalf("no session to cut (%q) or to lose (%q)", cut, lost)
 	}
 
 	j := openT(t, dir, Options{}, hooks{})

@@ -89,3 +89,63 @@ func FuzzReadJournal(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRecoverLog feeds the write-ahead log's recovery an arbitrary segment
+// (the corpus starts from a valid ledger's lines) and a session's file cut
+// anywhere in that ledger, or missing. Whatever the segment holds,
+// recovery writes to the file only the ledger's own lines, in order, and
+// keeps the whole lines the file had: afterwards the file is as it was, or
+// a prefix of whole lines of the ledger at least as long; and the segment
+// is gone.
+func FuzzRecoverLog(f *testing.F) {
+	valid := fuzzLedger(f)
+	f.Add(valid, uint16(0))
+	f.Add(valid, uint16(len(valid)/2))
+	f.Add(valid, uint16(0xffff))
+	f.Add(valid[:len(valid)-9], uint16(100))
+	f.Add(bytes.Replace(valid, []byte(`"seq":3`), []byte(`"seq": 3`), 1), uint16(0))
+	f.Add(bytes.Replace(valid, []byte("orders"), []byte("ordera"), 1), uint16(40))
+	f.Add(append([]byte("garbage\n"), valid...), uint16(0))
+	f.Add([]byte("{}\n"), uint16(7))
+	f.Fuzz(func(t *testing.T, log []byte, cut uint16) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, fuzzID+ext)
+		var before []byte
+		missing := cut == 0xffff
+		if !missing {
+			before = valid[:int(cut)%(len(valid)+1)]
+			if err := os.WriteFile(path, before, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, segName(1)), log, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		dirf, err := os.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dirf.Close()
+		j := &Journal{dir: dir, key: testKey, log: quietLog(), dirf: dirf}
+		if last, err := j.recoverLog(); err != nil || last != 1 {
+			t.Fatalf("recoverLog = %d, %v", last, err)
+		}
+		if segs := segmentsIn(t, dir); len(segs) != 0 {
+			t.Fatalf("segments left: %v", segs)
+		}
+		after, err := os.ReadFile(path)
+		if missing && errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !missing && bytes.Equal(after, before) {
+			return
+		}
+		if !bytes.HasPrefix(valid, after) || len(after) == 0 || after[len(after)-1] != '\n' ||
+			len(after) < bytes.LastIndexByte(before, '\n')+1 {
+			t.Fatalf("recovery wrote what is not the ledger's, or lost its lines:\nfile %q\nlog  %q\nafter %q", before, log, after)
+		}
+	})
+}

@@ -142,3 +142,73 @@ func sid(i int) string { return fmt.Sprintf("%032x", 0xabc000+i) }
 func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
 
 func itoa(n int) string { return fmt.Sprint(n) }
+
+// dirNames lists the names in dir.
+func dirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return names
+}
+
+// segmentsIn lists the write-ahead log segments in dir.
+func segmentsIn(t testing.TB, dir string) []string {
+	t.Helper()
+	var segs []string
+	for _, name := range dirNames(t, dir) {
+		if _, ok := parseSegName(name); ok {
+			segs = append(segs, name)
+		}
+	}
+	return segs
+}
+
+// wantNoSegments fails unless dir holds only sessions' files and the lock
+// (a journal closed cleanly).
+func wantNoSegments(t testing.TB, dir string) {
+	t.Helper()
+	for _, name := range dirNames(t, dir) {
+		if name != lockName && !strings.HasSuffix(name, ext) {
+			t.Fatalf("%s is left in the journal's directory: %v", name, dirNames(t, dir))
+		}
+	}
+}
+
+// crash abandons j as a crash of its process would: no commit, no
+// checkpoint, nothing synced or removed; its descriptors are closed and
+// its lock released, so that the directory can be opened again. (A
+// checkpoint under way finishes first, as if the crash came after it.)
+func crash(t testing.TB, j *Journal) {
+	t.Helper()
+	j.mu.Lock()
+	j.closed = true
+	j.mu.Unlock()
+	j.inflight.Wait()
+	close(j.stop)
+	<-j.done
+	<-j.cpDone
+	for _, f := range j.open {
+		if f.f != nil {
+			f.f.Close()
+		}
+	}
+	select {
+	case old := <-j.cpOld:
+		old.f.Close()
+	default:
+	}
+	if j.wal.cur != nil {
+		j.wal.cur.f.Close()
+	}
+	if j.wal.spare != nil {
+		j.wal.spare.f.Close()
+	}
+	j.dirf.Close()
+	unlockDir(j.lock)
+}

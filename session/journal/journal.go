@@ -17,67 +17,89 @@ import (
 )
 
 // Options tune a Journal. The zero value is safe: every event durable,
-// fsync as soon as the committer is free, logs to slog.Default().
+// the write-ahead log synced as soon as the committer is free, 64 MiB
+// segments checkpointed at least every minute, logs to slog.Default().
 type Options struct {
 	// GroupCommit is the longest a durable Record waits for others to share
-	// its fsync. Zero: the committer syncs as soon as it is free, batching
-	// whatever queued while it was busy (with one session, an event costs
-	// one fsync; with many, they share). A positive value adds up to that
-	// much latency to every durable event, to batch more; the wait ends
-	// early when every open session is waiting.
+	// its commit (one fdatasync of the write-ahead log). Zero: the
+	// committer syncs as soon as it is free, batching whatever queued
+	// while it was busy (with one session, an event costs one fdatasync;
+	// with many, they share). A positive value adds up to that much
+	// latency to every durable event, to batch more; the wait ends early
+	// when every open session is waiting.
 	GroupCommit time.Duration
-	// Durable says which events must be on disk (fsynced) before Record
-	// returns; nil means every event. Statement events are durable
-	// whatever it says (the write-ahead promise: a statement is on disk
-	// before it reaches the server), and so is the seal that follows
-	// session.end. The other events are written to the file before Record
-	// returns (a crash of the gateway process loses none of them) and
-	// reach the disk with the next fsync of their file.
+	// Durable says which events must be on disk before Record returns;
+	// nil means every event. Statement events are durable whatever it
+	// says (the write-ahead promise: a statement is on disk before it
+	// reaches the server), and so is the seal that follows session.end.
+	// The other events are written (to the session's file and to the
+	// write-ahead log) before Record returns, so a crash of the gateway
+	// process loses none of them, and reach the disk with the next commit.
 	Durable func(session.EventKind) bool
+	// WALSegmentSize is the size at which the current write-ahead log
+	// segment is checkpointed (see the package documentation). Zero or
+	// less means 64 MiB.
+	WALSegmentSize int64
+	// CheckpointInterval is the longest a segment that holds events stays
+	// current before it is checkpointed. Zero or less means one minute.
+	CheckpointInterval time.Duration
 	// Logger receives operational logs (recoveries, broken files). nil
 	// means slog.Default().
 	Logger *slog.Logger
 }
 
+// Defaults of Options.
+const (
+	DefaultWALSegmentSize     = 64 << 20
+	DefaultCheckpointInterval = time.Minute
+)
+
 // hooks are test seams; Open uses none.
 type hooks struct {
-	// fileSync replaces fdatasync(2) of a session's file.
+	// walSync replaces fdatasync(2) of a write-ahead log segment (a
+	// commit).
+	walSync func(*os.File) error
+	// walWrite replaces the write(2) of a Record's lines to the
+	// write-ahead log.
+	walWrite func(f *os.File, b []byte) (int, error)
+	// fileSync replaces fdatasync(2) of a session's file (checkpoints,
+	// Close, recovery).
 	fileSync func(*os.File) error
-	// batchSync replaces the whole sync of a batch (files and directory),
-	// for example with syncfs(2).
-	batchSync func(dir *os.File, files []*os.File) error
-	// sequential makes the committer sync a batch's files one after the
-	// other instead of in parallel.
-	sequential bool
 }
 
 // Journal is a file store of session recordings: a session.Recorder that
 // writes each session's ledger to its own file, and a session.Archive that
 // reads them back. It is safe for concurrent use.
 type Journal struct {
-	dir     string
-	key     session.Secret
-	durable func(session.EventKind) bool
-	group   time.Duration
-	log     *slog.Logger
-	hooks   hooks
-	dirf    *os.File // the directory: fsynced after files are created
-	lock    *os.File // holds the directory's lock while open
-
-	readOnly bool // OpenReadOnly: no lock, no committer, no Record
+	dir      string
+	key      session.Secret
+	durable  func(session.EventKind) bool
+	group    time.Duration
+	segSize  int64
+	cpEvery  time.Duration
+	log      *slog.Logger
+	hooks    hooks
+	dirf     *os.File // the directory: fsynced after files are created or removed
+	lock     *os.File // holds the directory's lock while open
+	readOnly bool     // OpenReadOnly: no lock, no committer, no Record
 
 	mu       sync.Mutex
 	open     map[string]*file // sessions being recorded
 	closed   bool
 	queue    []*waiter // durable Records waiting for the next commit
-	dirDirty bool      // a file was created since the directory's last fsync
 	inflight sync.WaitGroup
 
-	kick chan struct{} // wakes the committer (capacity 1)
-	stop chan struct{} // closed by Close
-	done chan struct{} // closed when the committer exits
+	wal     wal
+	synced  atomic.Int64  // the log position the last commit made durable
+	nextSeg uint64        // the number of the next segment (the checkpointer's)
+	cpReq   chan struct{} // asks the checkpointer for a checkpoint (capacity 1)
+	cpOld   chan *segment // the committer hands the checkpointer the old segment
+	kick    chan struct{} // wakes the committer (capacity 1)
+	stop    chan struct{} // closed by Close
+	done    chan struct{} // closed when the committer exits
+	cpDone  chan struct{} // closed when the checkpointer exits
 
-	events, commits, syncs, acked atomic.Int64
+	events, commits, syncs, acked, checkpoints atomic.Int64
 }
 
 // file is one open session: its ledger and its file.
@@ -91,11 +113,10 @@ type file struct {
 	err    error // set when the file is broken: every later Record fails
 }
 
-// waiter is a durable Record waiting for its file to be synced.
+// waiter is a durable Record waiting for the log to be synced up to pos.
 type waiter struct {
-	f     *file
-	close bool // the ledger is sealed: close the file once synced
-	done  chan error
+	pos  int64
+	done chan error
 }
 
 // Errors.
@@ -144,9 +165,12 @@ func checkID(id string) error {
 func (j *Journal) path(id string) string { return filepath.Join(j.dir, id+ext) }
 
 // Open opens the journal in dir, creating the directory (0700) if needed,
-// and recovers the sessions a previous run left open: each ledger that is
-// not sealed loses its torn last line, if any (a write cut short, never
-// acknowledged), and is sealed (see Recovered). Files whose whole lines do
+// and recovers the sessions a previous run left open: it restores from the
+// write-ahead log that run left (if it crashed) what the sessions' files
+// lost, byte for byte and only what verifies, and removes the log (see the
+// package documentation); then each ledger that is not sealed loses its
+// torn last line, if any (a write cut short, never acknowledged), and is
+// sealed (see Recovered). Files whose whole lines do
 // not verify are left as they are and logged: Verify reports them. The key
 // must not be empty; it is the recording key every ledger is chained with.
 // Only one Journal at a time may have a directory open.
@@ -182,14 +206,22 @@ func open(dir string, key session.Secret, opts Options, h hooks) (*Journal, erro
 	}
 	j := &Journal{
 		dir: dir, key: key, durable: opts.Durable, group: opts.GroupCommit, log: opts.Logger, hooks: h,
-		open: map[string]*file{},
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		segSize: opts.WALSegmentSize, cpEvery: opts.CheckpointInterval,
+		open:  map[string]*file{},
+		cpReq: make(chan struct{}, 1), cpOld: make(chan *segment, 1),
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), cpDone: make(chan struct{}),
 	}
 	if j.log == nil {
 		j.log = slog.Default()
 	}
 	if j.durable == nil {
 		j.durable = func(session.EventKind) bool { return true }
+	}
+	if j.segSize <= 0 {
+		j.segSize = DefaultWALSegmentSize
+	}
+	if j.cpEvery <= 0 {
+		j.cpEvery = DefaultCheckpointInterval
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
@@ -212,26 +244,43 @@ func open(dir string, key session.Secret, opts Options, h hooks) (*Journal, erro
 		unlockDir(lock)
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	if err := j.recoverAll(); err != nil {
+	fail := func(err error) (*Journal, error) {
 		j.dirf.Close()
 		unlockDir(lock)
 		return nil, err
 	}
+	last, err := j.recoverLog()
+	if err != nil {
+		return fail(err)
+	}
+	if err := j.recoverAll(); err != nil {
+		return fail(err)
+	}
+	j.nextSeg = last + 1
+	seg, err := j.createSegment()
+	if err != nil {
+		return fail(err)
+	}
+	j.wal.cur = seg
+	j.syncs.Store(0) // Stats count from here
 	go j.committer()
+	go j.checkpointer()
 	return j, nil
 }
 
-// Record appends ev to its session's ledger (session.Recorder). A durable
-// event (see Options.Durable) is on disk when Record returns nil; any other
-// is in the file. The first event of a session creates its file (a session
-// whose file already exists is refused: files are never reopened); the
-// session.end event is followed by the seal, and the file is closed.
+// Record appends ev to its session's ledger (session.Recorder): to the
+// session's file and to the write-ahead log. A durable event (see
+// Options.Durable) is on disk when Record returns nil; any other is in the
+// file and the log. The first event of a session creates its file (a
+// session whose file already exists is refused: files are never reopened);
+// the session.end event is followed by the seal, and the file is closed.
 //
 // An error means the event is not known to be durable: the proxy then
-// ends the session (fail closed). After a write or fsync error the
-// session's file is broken and every later event of the session fails; the
-// next Open recovers the file. When ctx ends first, the event may still
-// reach the disk and appear in the record.
+// ends the session (fail closed). After a write error the session's file
+// is broken and every later event of the session fails; after a write or
+// fdatasync error of the write-ahead log the journal is broken and every
+// later Record fails. The next Open recovers the files. When ctx ends
+// first, the event may still reach the disk and appear in the record.
 func (j *Journal) Record(ctx context.Context, ev session.Event) error {
 	if err := checkID(ev.SessionID); err != nil {
 		return err
@@ -255,6 +304,9 @@ func (j *Journal) Record(ctx context.Context, ev session.Event) error {
 	j.mu.Unlock()
 
 	f.mu.Lock()
+	if f.err == nil {
+		f.err = j.walErr()
+	}
 	if f.err != nil {
 		err := f.err
 		if end {
@@ -278,6 +330,8 @@ func (j *Journal) Record(ctx context.Context, ev session.Event) error {
 		f.mu.Unlock()
 		return err
 	}
+	// The session's file first, then the log: a checkpoint that finds the
+	// session among a segment's writers finds its bytes in the file.
 	if _, err := f.f.Write(line); err != nil {
 		f.err = fmt.Errorf("journal: session %s: writing its file failed; the file is broken: %w", f.id, err)
 		j.log.Error("pgwarden: a session's recording failed", "session", f.id, "err", err)
@@ -288,20 +342,33 @@ func (j *Journal) Record(ctx context.Context, ev session.Event) error {
 		f.mu.Unlock()
 		return err
 	}
+	pos, err := j.walAppend(f.id, line)
+	if err != nil {
+		f.err = err
+	}
+	if end {
+		// The seal is written: the file is done with (its bytes are in the
+		// log until a checkpoint syncs it).
+		j.forget(f)
+	}
 	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	j.events.Add(1)
 
 	if !end && ev.Kind != session.KindStatement && !j.durable(ev.Kind) {
 		return nil
 	}
-	w := &waiter{f: f, close: end, done: make(chan error, 1)}
+	if pos <= j.synced.Load() {
+		j.acked.Add(1) // a commit since the append covered it
+		return nil
+	}
+	w := &waiter{pos: pos, done: make(chan error, 1)}
 	j.mu.Lock()
 	j.queue = append(j.queue, w)
 	j.mu.Unlock()
-	select {
-	case j.kick <- struct{}{}:
-	default:
-	}
+	j.wake()
 	select {
 	case err := <-w.done:
 		return err
@@ -310,7 +377,18 @@ func (j *Journal) Record(ctx context.Context, ev session.Event) error {
 	}
 }
 
-// create creates f's file. f.mu is held.
+// wake wakes the committer.
+func (j *Journal) wake() {
+	select {
+	case j.kick <- struct{}{}:
+	default:
+	}
+}
+
+// create creates f's file. f.mu is held. The file's directory entry is not
+// synced here: the write-ahead log covers the file's content until a
+// checkpoint syncs the file and the directory, and recovery recreates a
+// file the directory lost.
 func (j *Journal) create(f *file) error {
 	l, err := session.NewLedger(j.key, f.id)
 	if err != nil {
@@ -331,9 +409,6 @@ func (j *Journal) create(f *file) error {
 		return err
 	}
 	f.f, f.ledger = fd, l
-	j.mu.Lock()
-	j.dirDirty = true
-	j.mu.Unlock()
 	return nil
 }
 
@@ -383,154 +458,20 @@ func (j *Journal) forget(f *file) {
 	j.mu.Unlock()
 }
 
-// committer syncs what durable Records wait for, one batch at a time.
-func (j *Journal) committer() {
-	defer close(j.done)
-	for {
-		select {
-		case <-j.kick:
-		case <-j.stop:
-			j.commitQueued()
-			return
-		}
-		if j.group > 0 {
-			j.gather()
-		}
-		j.commitQueued()
-	}
-}
-
-// gather waits up to the GroupCommit window for more durable Records,
-// ending early when every open session is waiting.
-func (j *Journal) gather() {
-	t := time.NewTimer(j.group)
-	defer t.Stop()
-	for {
-		j.mu.Lock()
-		all := len(j.queue) >= len(j.open)
-		j.mu.Unlock()
-		if all {
-			return
-		}
-		select {
-		case <-t.C:
-			return
-		case <-j.stop:
-			return
-		case <-j.kick:
-		}
-	}
-}
-
-// commitQueued syncs every file the queued waiters wait for, then wakes
-// them.
-func (j *Journal) commitQueued() {
+// breakSession marks session id's file broken, if it is still being
+// recorded, after err (a failed fdatasync of its file).
+func (j *Journal) breakSession(id string, err error) {
 	j.mu.Lock()
-	batch, dirty := j.queue, j.dirDirty
-	j.queue, j.dirDirty = nil, false
+	f := j.open[id]
 	j.mu.Unlock()
-	if len(batch) == 0 && !dirty {
+	if f == nil {
 		return
 	}
-	files := make([]*file, 0, len(batch))
-	errs := map[*file]error{}
-	for _, w := range batch {
-		if _, ok := errs[w.f]; !ok {
-			errs[w.f] = nil
-			files = append(files, w.f)
-		}
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = fmt.Errorf("journal: session %s: fdatasync failed; the file is broken: %w", id, err)
 	}
-	j.syncFiles(files, dirty, errs)
-	j.commits.Add(1)
-	for _, w := range batch {
-		err := errs[w.f]
-		if w.close {
-			w.f.mu.Lock()
-			if err != nil && w.f.err == nil {
-				w.f.err = err
-			}
-			j.forget(w.f)
-			w.f.mu.Unlock()
-		}
-		if err == nil {
-			j.acked.Add(1)
-		}
-		w.done <- err
-	}
-}
-
-// syncFiles makes files (and the directory, when dirty) durable, recording
-// each file's error in errs and marking it broken: after a failed fsync
-// the kernel may have dropped the dirty pages, and a later fsync would
-// succeed without them.
-func (j *Journal) syncFiles(files []*file, dirty bool, errs map[*file]error) {
-	fds := make([]*os.File, len(files))
-	for i, f := range files {
-		f.mu.Lock()
-		fds[i] = f.f
-		if f.err != nil {
-			errs[f] = f.err
-			fds[i] = nil
-		}
-		f.mu.Unlock()
-	}
-	if j.hooks.batchSync != nil {
-		var live []*os.File
-		for _, fd := range fds {
-			if fd != nil {
-				live = append(live, fd)
-			}
-		}
-		j.syncs.Add(1)
-		if err := j.hooks.batchSync(j.dirf, live); err != nil {
-			for i, f := range files {
-				if fds[i] != nil {
-					errs[f] = j.broke(f, err)
-				}
-			}
-		}
-		return
-	}
-	fileSync := j.fileSync
-	results := make([]error, len(fds))
-	var wg sync.WaitGroup
-	run := func(i int) {
-		if fds[i] != nil {
-			j.syncs.Add(1)
-			results[i] = fileSync(fds[i])
-		}
-	}
-	if j.hooks.sequential || len(fds) == 1 {
-		for i := range fds {
-			run(i)
-		}
-	} else {
-		for i := range fds {
-			wg.Go(func() { run(i) })
-		}
-	}
-	var dirErr error
-	if dirty {
-		j.syncs.Add(1)
-		dirErr = j.dirf.Sync()
-		if dirErr != nil {
-			j.log.Error("pgwarden: syncing the journal directory failed", "dir", j.dir, "err", dirErr)
-		}
-	}
-	wg.Wait()
-	for i, f := range files {
-		if fds[i] == nil {
-			continue
-		}
-		if err := results[i]; err != nil {
-			errs[f] = j.broke(f, err)
-		} else if dirErr != nil {
-			// The file may not survive a crash: its directory entry is
-			// not known to be on disk. Fail the waiters, but the file is
-			// intact.
-			errs[f] = fmt.Errorf("journal: syncing the directory failed: %w", dirErr)
-		}
-	}
+	f.mu.Unlock()
 }
 
 // fileSync makes a session's file durable: fdatasync(2) where there is
@@ -542,22 +483,27 @@ func (j *Journal) fileSync(f *os.File) error {
 	return fdatasync(f)
 }
 
-// broke marks f broken after a failed fsync and returns the error.
-func (j *Journal) broke(f *file, err error) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err == nil {
-		f.err = fmt.Errorf("journal: session %s: fsync failed; the file is broken: %w", f.id, err)
-		j.log.Error("pgwarden: a session's recording failed", "session", f.id, "err", err)
+// syncDir fsyncs the directory (created and removed files).
+func (j *Journal) syncDir() error {
+	j.syncs.Add(1)
+	if err := j.dirf.Sync(); err != nil {
+		return fmt.Errorf("journal: syncing the directory %s: %w", j.dir, err)
 	}
-	return f.err
+	return nil
 }
 
 // Close stops recording: later Records fail with ErrClosed. It waits for
-// the Records in progress, syncs every open session's file and closes it.
-// It seals nothing: a session still open stays unsealed (Verify reports it
-// "not sealed") until the next Open recovers it, exactly as after a crash.
-// The Archive methods keep working after Close.
+// the Records in progress, then checkpoints everything: it syncs every
+// session's file the write-ahead log still covers (the open sessions' and
+// those sealed since the last checkpoint) and the directory, closes the
+// files and removes the log's segments, so that a closed journal's
+// directory holds only the sessions' files and journal.lock. It seals
+// nothing: a session still open stays unsealed (Verify reports it "not
+// sealed") until the next Open recovers it, exactly as after a crash.
+//
+// When a sync fails, or the log broke while recording, Close keeps the
+// segments and returns an error: the next Open recovers from them. The
+// Archive methods keep working after Close.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closed {
@@ -569,31 +515,67 @@ func (j *Journal) Close() error {
 	j.inflight.Wait()
 	close(j.stop)
 	<-j.done
+	<-j.cpDone
 
 	j.mu.Lock()
 	open := j.open
 	j.open = map[string]*file{}
 	j.mu.Unlock()
-	var errs []error
 	for _, f := range open {
 		f.mu.Lock()
-		if f.f != nil && f.err == nil {
-			j.syncs.Add(1)
-			if err := j.fileSync(f.f); err != nil {
-				errs = append(errs, fmt.Errorf("journal: session %s: %w", f.id, err))
-			}
-		}
 		if f.f != nil {
-			if err := f.f.Close(); err != nil {
-				errs = append(errs, err)
-			}
+			f.f.Close()
 			f.f = nil
 		}
 		f.mu.Unlock()
 	}
-	j.syncs.Add(1)
-	if err := j.dirf.Sync(); err != nil {
-		errs = append(errs, fmt.Errorf("journal: %w", err))
+
+	segs, spare, kept, werr := j.walLeft()
+	var errs []error
+	ids := map[string]struct{}{}
+	for _, s := range segs {
+		for id := range s.ids {
+			ids[id] = struct{}{}
+		}
+	}
+	ok := werr == nil && len(kept) == 0
+	if err := j.syncSessions(ids); err != nil {
+		errs = append(errs, err)
+		ok = false
+	}
+	if err := j.syncDir(); err != nil {
+		errs = append(errs, err)
+		ok = false
+	}
+	if spare != nil {
+		// Never current: empty.
+		spare.f.Close()
+		if err := os.Remove(j.segPath(spare.num)); err != nil {
+			errs = append(errs, fmt.Errorf("journal: %w", err))
+		}
+	}
+	for _, s := range segs {
+		s.f.Close()
+	}
+	if ok {
+		for _, s := range segs {
+			if err := os.Remove(j.segPath(s.num)); err != nil {
+				errs = append(errs, fmt.Errorf("journal: %w", err))
+			}
+		}
+		if err := j.syncDir(); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		for _, s := range segs {
+			kept = append(kept, segName(s.num))
+		}
+	}
+	if werr != nil {
+		errs = append(errs, werr)
+	}
+	if len(kept) > 0 {
+		errs = append(errs, fmt.Errorf("journal: kept the write-ahead log segments %v (a write or sync failed): the next Open recovers from them", kept))
 	}
 	j.dirf.Close()
 	unlockDir(j.lock)
@@ -606,12 +588,18 @@ type Stats struct {
 	Events int64
 	// Durable is the number of durable Records acknowledged.
 	Durable int64
-	// Commits is the number of group commits: rounds of syncs, each
-	// acknowledging every durable Record that was waiting.
+	// Commits is the number of commits: fdatasyncs of the write-ahead
+	// log, each making every event appended before it durable and
+	// acknowledging every durable Record that was waiting, whatever the
+	// number of sessions.
 	Commits int64
-	// Syncs is the number of sync system calls (fdatasync of a session's
-	// file, fsync of the directory).
+	// Syncs is the number of sync system calls: the commits, and the
+	// checkpoints' (and Close's) fdatasyncs of sessions' files and fsyncs
+	// of the directory.
 	Syncs int64
+	// Checkpoints is the number of write-ahead log segments checkpointed
+	// (their sessions' files synced, the segment removed).
+	Checkpoints int64
 	// Open is the number of sessions being recorded.
 	Open int
 }
@@ -621,7 +609,8 @@ func (j *Journal) Stats() Stats {
 	j.mu.Lock()
 	n := len(j.open)
 	j.mu.Unlock()
-	return Stats{Events: j.events.Load(), Durable: j.acked.Load(), Commits: j.commits.Load(), Syncs: j.syncs.Load(), Open: n}
+	return Stats{Events: j.events.Load(), Durable: j.acked.Load(), Commits: j.commits.Load(), Syncs: j.syncs.Load(),
+		Checkpoints: j.checkpoints.Load(), Open: n}
 }
 
 var (

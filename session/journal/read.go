@@ -46,14 +46,7 @@ func parse(r io.Reader, id string) (*ledgerFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		body := line[:len(line)-1]
-		var e session.LedgerEntry
-		why := ""
-		if err := json.Unmarshal(body, &e); err != nil {
-			why = "not a ledger entry: " + err.Error()
-		} else if canon, err := json.Marshal(e); err != nil || !bytes.Equal(canon, body) {
-			why = "not a ledger entry as the journal writes it (edited or reformatted)"
-		}
+		e, why := parseLine(line[:len(line)-1])
 		if why != "" {
 			lf.bad = &session.TamperError{Session: id, Seq: seq, Reason: why}
 			return lf, nil
@@ -61,6 +54,19 @@ func parse(r io.Reader, id string) (*ledgerFile, error) {
 		lf.entries = append(lf.entries, e)
 		lf.whole += int64(len(line))
 	}
+}
+
+// parseLine decodes a line (without its newline) that must be exactly
+// json.Marshal of a ledger entry; why says what is wrong with it, if
+// anything.
+func parseLine(body []byte) (e session.LedgerEntry, why string) {
+	if err := json.Unmarshal(body, &e); err != nil {
+		return e, "not a ledger entry: " + err.Error()
+	}
+	if canon, err := json.Marshal(e); err != nil || !bytes.Equal(canon, body) {
+		return e, "not a ledger entry as the journal writes it (edited or reformatted)"
+	}
+	return e, ""
 }
 
 // verify checks a parsed file: nil when it is intact and sealed.
