@@ -48,6 +48,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzOIDCToken$$' -fuzztime $(FUZZ_AUTH) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzSAMLPassword$$' -fuzztime $(FUZZ_AUTH) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzReadJournal$$' -fuzztime $(FUZZ_JOURNAL) ./session/journal
+	$(GO) test -run '^$$' -fuzz '^FuzzRecoverLog$$' -fuzztime $(FUZZ_JOURNAL) ./session/journal
 
 ## bench: pgbench -S direct, through pgwarden and through pgbouncer, in one run
 bench: deps build
