@@ -81,12 +81,14 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 		if o == nil || (o.kind != opExecute && o.kind != opQuery) {
 			return nil, s.unexpected(m.Type, o)
 		}
-		if err := wire.ValidateDataRow(m.Body); err != nil {
-			return nil, upstreamViolation("%v", err)
-		}
 		o.rows++
 		if s.masking != nil {
-			return s.maskRow(o, m)
+			if out, masked, err := s.maskRow(o, m); masked || err != nil {
+				return out, err // maskDataRow checked the row as ValidateDataRow does
+			}
+		}
+		if err := wire.ValidateDataRow(m.Body); err != nil {
+			return nil, upstreamViolation("%v", err)
 		}
 	case 'C': // CommandComplete
 		o := s.front()

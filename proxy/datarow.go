@@ -30,15 +30,16 @@ func maskDataRow(dst, body []byte, cells []*cellMask) ([]byte, int, error) {
 	}
 	dst = append(dst[:0], 'D', 0, 0, 0, 0, body[0], body[1])
 	p := 2
+	run := p // the start of the cells copied as they are, not yet appended
 	for i := 0; i < n; i++ {
 		if len(body)-p < 4 {
 			return nil, 0, errBadDataRow
 		}
+		start := p
 		l := int32(binary.BigEndian.Uint32(body[p:]))
 		p += 4
 		if l == -1 {
-			dst = append(dst, 0xff, 0xff, 0xff, 0xff)
-			continue
+			continue // NULL stays NULL
 		}
 		if l < 0 || int(l) > len(body)-p {
 			return nil, 0, errBadDataRow
@@ -47,11 +48,11 @@ func maskDataRow(dst, body []byte, cells []*cellMask) ([]byte, int, error) {
 		p += int(l)
 		c := cells[i]
 		if c == nil || c.passes(v) {
-			dst = binary.BigEndian.AppendUint32(dst, uint32(l))
-			dst = append(dst, v...)
 			continue
 		}
 		masked++
+		dst = append(dst, body[run:start]...)
+		run = p
 		at := len(dst)
 		dst = append(dst, 0, 0, 0, 0)
 		out, null, err := c.masker.Mask(dst, mask.Cell{Type: c.typ, Format: c.format, Value: v})
@@ -72,6 +73,7 @@ func maskDataRow(dst, body []byte, cells []*cellMask) ([]byte, int, error) {
 		binary.BigEndian.PutUint32(out[at:], uint32(size))
 		dst = out
 	}
+	dst = append(dst, body[run:p]...)
 	if p != len(body) {
 		return nil, 0, fmt.Errorf("%w: %d bytes after the last column", errBadDataRow, len(body)-p)
 	}

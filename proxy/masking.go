@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -676,30 +677,34 @@ func (s *clientSession) queryResult(o *op, body []byte) *session.Error {
 	return nil
 }
 
-// maskRow returns the DataRow m as the client may see it.
-func (s *clientSession) maskRow(o *op, m wire.Message) ([]byte, *session.Error) {
+// maskRow returns the DataRow m masked, and true, when its result has
+// masked columns; false when the row goes as it is.
+func (s *clientSession) maskRow(o *op, m wire.Message) ([]byte, bool, *session.Error) {
 	if !o.cellsBuilt {
 		o.cellsBuilt = true
 		if plan := o.planOf(); o.kind == opExecute && o.stmt != nil && (plan != nil || s.masking.everywhere != nil) {
 			st := o.stmt
 			if !st.described {
-				return nil, s.maskFailed(fmt.Errorf("no description of a masked statement's result"))
+				return nil, false, s.maskFailed(fmt.Errorf("no description of a masked statement's result"))
 			}
 			cells, err := s.masking.cellsFor(plan, st.rowDesc, func(i int) int16 { return resultFormat(o.formats, i) })
 			if err != nil {
-				return nil, s.maskFailed(err)
+				return nil, false, s.maskFailed(err)
 			}
 			o.cells = cells
 		}
 	}
 	if o.cells == nil {
-		return m.Raw, nil
+		return nil, false, nil
 	}
 	out, n, err := maskDataRow(s.masking.buf, m.Body, o.cells)
 	if err != nil {
-		return nil, s.maskFailed(err)
+		if errors.Is(err, errBadDataRow) {
+			return nil, false, upstreamViolation("%v", err)
+		}
+		return nil, false, s.maskFailed(err)
 	}
 	s.masking.buf = out
 	s.tel.masked += int64(n) // telemetry
-	return out, nil
+	return out, true, nil
 }
