@@ -187,6 +187,9 @@ type Decision struct {
 	Reason string
 	// Masks are the columns to mask, for a Mask verdict.
 	Masks []ColumnMask
+	// Approval says how an Approve verdict is approved; nil is the zero
+	// ApprovalSpec (hold, default timeout).
+	Approval *ApprovalSpec
 	// Suspend, for a Terminate verdict, is how long the identity's
 	// delegation chain (the subject and every actor) may not open a
 	// session; zero suspends nobody.

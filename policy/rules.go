@@ -27,6 +27,9 @@ type Rule struct {
 	// Suspend, for a Terminate verdict: how long the identity's chain is
 	// kept out.
 	Suspend time.Duration
+	// Approval, for an Approve verdict: how it is approved (nil: hold,
+	// with the defaults).
+	Approval *ApprovalSpec
 }
 
 // Decide returns the rule's decision when its condition holds, and
@@ -35,7 +38,7 @@ func (r Rule) Decide(_ context.Context, q *Query) (Decision, error) {
 	if r.When == nil || r.Verdict == Abstain || !r.When.Holds(q) {
 		return Decision{}, nil
 	}
-	return Decision{Verdict: r.Verdict, Rule: r.Name, Reason: r.Reason, Masks: r.Masks, Suspend: r.Suspend}, nil
+	return Decision{Verdict: r.Verdict, Rule: r.Name, Reason: r.Reason, Masks: r.Masks, Suspend: r.Suspend, Approval: r.Approval}, nil
 }
 
 // When restricts p to the queries c holds for: on the others it abstains.

@@ -68,6 +68,57 @@ type RuleSpec struct {
 
 	// Masks, with verdict mask: the columns to mask.
 	Masks []MaskSpec `yaml:"masks"`
+
+	// Approve, with verdict approve: how the statement is approved.
+	Approve *ApproveSpec `yaml:"approve"`
+}
+
+// ApproveSpec is how a RuleSpec's approve verdict is approved (see
+// ApprovalSpec): durations are Go durations ("5m", "1h").
+type ApproveSpec struct {
+	Mode              string   `yaml:"mode"`                // hold (default) or defer
+	Timeout           string   `yaml:"timeout"`             // hold: the longest wait (default 5m)
+	Validity          string   `yaml:"validity"`            // defer: how long an approval may be used (default 1h)
+	Uses              int      `yaml:"uses"`                // defer: how many times (default 1)
+	Approvers         []string `yaml:"approvers"`           // groups whose members may decide (default: any approver)
+	Grant             string   `yaml:"grant"`               // a just-in-time grant of the rule for this long
+	AllowSelfApproval bool     `yaml:"allow_self_approval"` // let the requester approve (default false)
+}
+
+// spec checks s and returns the ApprovalSpec.
+func (s *ApproveSpec) spec(fail func(p, format string, args ...any)) *ApprovalSpec {
+	out := &ApprovalSpec{Uses: s.Uses, Approvers: s.Approvers, AllowSelfApproval: s.AllowSelfApproval}
+	switch s.Mode {
+	case "", "hold":
+		out.Mode = Hold
+	case "defer":
+		out.Mode = Defer
+	default:
+		fail("approve.mode", "must be hold or defer")
+	}
+	for _, d := range []struct {
+		key, val string
+		dst      *time.Duration
+	}{{"timeout", s.Timeout, &out.Timeout}, {"validity", s.Validity, &out.Validity}, {"grant", s.Grant, &out.Grant}} {
+		if d.val == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.val)
+		if err != nil || v <= 0 {
+			fail("approve."+d.key, "must be a positive duration such as 5m or 1h")
+		}
+		*d.dst = v
+	}
+	if s.Uses < 0 {
+		fail("approve.uses", "must not be negative")
+	}
+	if out.Mode == Hold && (s.Validity != "" || s.Uses != 0) {
+		fail("approve", "validity and uses apply to mode defer")
+	}
+	if out.Mode == Defer && s.Timeout != "" {
+		fail("approve.timeout", "applies to mode hold")
+	}
+	return out
 }
 
 // MaskSpec is a column mask in a RuleSpec.
@@ -182,6 +233,13 @@ func (spec RuleSpec) build(path string) (Policy, []RuleSetProblem) {
 			fail("suspend", "only applies to verdict terminate")
 		}
 		suspend = d
+	}
+	var approval *ApprovalSpec
+	if spec.Approve != nil {
+		if verdict != Approve {
+			fail("approve", "only applies to verdict approve")
+		}
+		approval = spec.Approve.spec(fail)
 	}
 	if verdict == Mask && len(spec.Masks) == 0 {
 		fail("masks", "verdict mask needs at least one column")
@@ -328,7 +386,7 @@ func (spec RuleSpec) build(path string) (Policy, []RuleSetProblem) {
 		if len(what) > 0 {
 			cond = All(what...)
 		}
-		p = Rule{Name: spec.Name, When: cond, Verdict: verdict, Reason: spec.Reason, Masks: masks, Suspend: suspend}
+		p = Rule{Name: spec.Name, When: cond, Verdict: verdict, Reason: spec.Reason, Masks: masks, Suspend: suspend, Approval: approval}
 	}
 	if len(problems) > 0 {
 		return nil, problems

@@ -22,6 +22,9 @@ const (
 	// session.start) or released, expired or revoked (before
 	// session.end). Payload: Credential.
 	KindCredential EventKind = "credential"
+	// KindApproval: a statement was sent for a person's approval, or the
+	// approval was decided, withdrawn or used. Payload: Approval.
+	KindApproval EventKind = "approval"
 )
 
 // Event is one thing that happened in a session. It is a plain value that
@@ -36,6 +39,40 @@ type Event struct {
 	End       *EndEvent       `json:"end,omitempty"`
 	// Credential is set for KindCredential.
 	Credential *CredentialEvent `json:"credential,omitempty"`
+	// Approval is set for KindApproval.
+	Approval *ApprovalEvent `json:"approval,omitempty"`
+}
+
+// ApprovalAction says what happened to an approval request.
+type ApprovalAction string
+
+// What can happen to an approval request, as a session sees it.
+const (
+	ApprovalRequested ApprovalAction = "requested" // sent to the approver (held or deferred)
+	ApprovalApproved  ApprovalAction = "approved"  // a person approved it (or a grant, or an earlier deferred approval, let it pass)
+	ApprovalDenied    ApprovalAction = "denied"    // a person denied it
+	ApprovalPending   ApprovalAction = "pending"   // deferred: the client was told its id
+	ApprovalWithdrawn ApprovalAction = "withdrawn" // the client canceled, the wait timed out, or the session ended
+	ApprovalFailed    ApprovalAction = "failed"    // the approver failed: refused
+)
+
+// ApprovalEvent records an approval request and its outcome. Seq is the
+// statement it is about (the StatementEvent that follows carries the final
+// verdict).
+type ApprovalEvent struct {
+	Action ApprovalAction `json:"action"`
+	// ID names the request in the approval store.
+	ID string `json:"id,omitempty"`
+	// Mode is "hold" or "defer"; Rule the rule that asked.
+	Mode string `json:"mode,omitempty"`
+	Rule string `json:"rule,omitempty"`
+	// Approver is the subject who decided; Comment theirs.
+	Approver string `json:"approver,omitempty"`
+	Comment  string `json:"comment,omitempty"`
+	// Grant is set when a just-in-time grant let the statement pass.
+	Grant bool `json:"grant,omitempty"`
+	// Reason says why it was withdrawn or failed.
+	Reason string `json:"reason,omitempty"`
 }
 
 // CredentialAction says what happened to a session's credential.
