@@ -313,6 +313,9 @@ func (s *clientSession) backendError(m wire.Message) ([]byte, *session.Error) {
 		refusal := &session.Error{Code: session.CodeInsufficientPrivilege,
 			Message: fmt.Sprintf("pgwarden: statement refused by rule %q", o.refused.Rule),
 			Detail:  o.refused.Reason}
+		if o.refusedCode != "" {
+			refusal.Code = o.refusedCode
+		}
 		out = appendError(nil, severityError, refusal)
 		code, message = refusal.Code, refusal.Message
 	}

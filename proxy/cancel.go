@@ -67,6 +67,9 @@ func (p *Proxy) forwardCancel(key wire.CancelKey) {
 		p.logger().Info("pgwarden: cancel request with an unknown key dropped")
 		return
 	}
+	if s.hold.withdraw() {
+		s.log.Info("pgwarden: cancel request withdrew the approval request")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), cancelTimeout)
 	defer cancel()
 	if err := p.Upstream.cancel(ctx, s.up.pid, s.up.secret); err != nil {

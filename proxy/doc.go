@@ -190,7 +190,7 @@
 //	pgwarden.masked_cells          counter, {cell}: result cells masked (see Masking),
 //	                               added per relayed batch
 //	pgwarden.approvals.pending     up-down counter, {statement}: statements waiting for
-//	                               approval; always 0 until the gateway can hold them
+//	                               approval
 //
 // With the default providers and no SDK installed, telemetry costs a
 // statement a clock reading or two and calls to disabled instruments, and

@@ -200,6 +200,12 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 	default:
 		st.decision = s.judge(st, policy.StageQuery, nil)
 	}
+	if st.decision.Verdict == policy.Approve {
+		st.decision, st.refusedCode = s.approval(st, st.decision, nil)
+		if st.decision.Verdict == policy.Allow {
+			s.approvedNames(st)
+		}
+	}
 	if kind == opParse {
 		s.trackParse(st)
 	}
@@ -300,6 +306,9 @@ func (s *clientSession) forwardBind(m wire.Message, o op, name string) *session.
 	}
 	clear(pp)
 	defer clear(params)
+	if d.Verdict == policy.Approve {
+		d, o.refusedCode = s.approval(st, d, recordedParams(params))
+	}
 	if d.Verdict == policy.Allow {
 		if runsAtRunTime(st.analysis) {
 			s.stale = true
@@ -366,7 +375,7 @@ func (s *clientSession) sendStatement(raw []byte, kind opKind, st *statement, st
 	o.tel = s.telStatement(st, stageOf(kind), st.decision, start) // telemetry
 	if st.decision.Verdict != policy.Allow {
 		d := st.decision
-		o.refused = &d
+		o.refused, o.refusedCode = &d, st.refusedCode
 	}
 	return s.forward(raw, o)
 }

@@ -53,21 +53,30 @@ func (s *clientSession) judge(st *statement, stage policy.Stage, params []policy
 	if err != nil {
 		s.log.Error("pgwarden: policy failed; statement refused", "err", err, "seq", st.seq)
 	}
-	if d.Verdict == policy.Mask || d.Verdict == policy.Approve {
+	if d.Verdict == policy.Mask {
 		// Masks are declared on the Proxy (Proxy.Masks), where the
 		// gateway can read the catalog for them at session start; a
 		// verdict alone cannot be honoured.
 		return policy.Decision{Verdict: policy.Block, Rule: d.Rule,
 			Reason: fmt.Sprintf("The policy asked to %v this statement, which this gateway cannot do from a policy decision; the statement is refused.", d.Verdict)}
 	}
-	if d.Verdict == policy.Allow && stage != policy.StageBind && s.masking != nil {
+	if d.Verdict == policy.Approve && stage == policy.StageParse {
+		// Preparing runs nothing: the Bind that would run it, with its
+		// parameters, is what a person approves.
+		d = policy.Decision{Verdict: policy.Allow, Rule: d.Rule,
+			Reason: "Prepared; running it needs a person's approval (asked at Bind, with its parameters)."}
+	}
+	if (d.Verdict == policy.Allow || d.Verdict == policy.Approve) && stage != policy.StageBind && s.masking != nil {
 		if md, refused := s.judgeMasks(st); refused {
 			s.log.Info("pgwarden: statement refused for masking", "rule", md.Rule, "seq", st.seq)
 			return md
 		}
 	}
-	if d.Verdict == policy.Allow && stage != policy.StageBind {
+	switch {
+	case d.Verdict == policy.Allow && stage != policy.StageBind:
 		s.names = overlay
+	case d.Verdict == policy.Approve && stage != policy.StageBind:
+		st.approvalNames = &overlay // applied once approved
 	}
 	return d
 }

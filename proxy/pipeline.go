@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgwarden/pgwarden/internal/judge"
 	"github.com/pgwarden/pgwarden/internal/lineage"
 	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/session"
@@ -85,6 +86,11 @@ type statement struct {
 	// touches it.
 	rowDesc   []pgproto3.FieldDescription
 	described bool
+	// approvalNames are the names the statement changes, applied once it
+	// is approved (see approval.go); refusedCode is the SQLSTATE of its
+	// refusal when not 42501.
+	approvalNames *judge.Names
+	refusedCode   string
 }
 
 // Outcomes of a Parse.
@@ -110,8 +116,10 @@ type op struct {
 	closesPortal bool
 	// refused is set when the gateway replaced the request by one that the
 	// server is certain to reject, to refuse the statement in place: the
-	// server's error is rewritten into the refusal.
-	refused *policy.Decision
+	// server's error is rewritten into the refusal, with refusedCode as
+	// its SQLSTATE when set (42501 otherwise).
+	refused     *policy.Decision
+	refusedCode string
 	// sent is when the request was forwarded.
 	sent time.Time
 	// seq is a Bind's own statement event, and for the Execute of its

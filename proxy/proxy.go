@@ -49,6 +49,10 @@ type Proxy struct {
 	Policy policy.Policy
 	// Recorder receives every session's events. nil is session.Discard.
 	Recorder session.Recorder
+	// Approver decides about the statements the Policy sends for a
+	// person's approval (verdict Approve; see package policy): held on the
+	// live session, or deferred. nil refuses them.
+	Approver policy.Approver
 	// Masks are the masking rules: the values of the columns they name
 	// never reach a client they apply to unmasked, through any query (see
 	// Masking in the package documentation); a statement the gateway

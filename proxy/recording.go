@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"encoding/hex"
 	"slices"
 	"unicode/utf8"
 
@@ -41,17 +40,7 @@ func statementEvent(seq int64, st *statement, stage policy.Stage, d policy.Decis
 func bindEvent(seq int64, st *statement, portal string, params []wire.BindParam, d policy.Decision) *session.StatementEvent {
 	ev := statementEvent(seq, st, policy.StageBind, d)
 	ev.Portal = portal
-	ev.Params = make([]*string, len(params))
-	for i, p := range params {
-		if p.Value == nil {
-			continue
-		}
-		v := string(p.Value)
-		if p.Binary || !utf8.Valid(p.Value) {
-			v = `\x` + hex.EncodeToString(p.Value)
-		}
-		ev.Params[i] = &v
-	}
+	ev.Params = recordedParams(params)
 	return ev
 }
 

@@ -67,6 +67,7 @@ type clientSession struct {
 	tel sessionTelemetry // traces and metrics (see telemetry.go)
 
 	masking *sessionMasking // nil when no masking rule applies (see masking.go)
+	hold    holding         // the approval the frontend relay waits for (see approval.go)
 
 	// Backend relay state.
 	cur        *op               // the front of the pipeline, once looked up

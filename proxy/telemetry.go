@@ -82,7 +82,7 @@ type telemetry struct {
 	sessions    metric.Int64Counter
 	bytes       metric.Int64Counter
 	maskedCells metric.Int64Counter
-	approvals   metric.Int64UpDownCounter // for approvals, which come later
+	approvals   metric.Int64UpDownCounter
 
 	// Attribute sets made once, so that recording allocates nothing.
 	statementOpts [policy.Terminate + 1][len(stages)][]metric.AddOption
@@ -157,7 +157,7 @@ func newTelemetry(tp trace.TracerProvider, mp metric.MeterProvider, normalize fu
 		t.maskedCells, _ = noop.Int64Counter("")
 	}
 	if t.approvals, err = m.Int64UpDownCounter("pgwarden.approvals.pending", metric.WithUnit("{statement}"),
-		metric.WithDescription("Statements waiting for approval (always 0: approvals are not available yet).")); err != nil {
+		metric.WithDescription("Statements waiting for approval.")); err != nil {
 		failed("pgwarden.approvals.pending", err)
 		t.approvals, _ = noop.Int64UpDownCounter("")
 	}
@@ -586,4 +586,10 @@ func (p *pipeline) abandonAll(why string) {
 	for i := range p.n {
 		p.ring[(p.head+i)%len(p.ring)].tel.abandon(why)
 	}
+}
+
+// telApprovalPending counts a statement starting (1) or ending (-1) its
+// wait for approval.
+func (s *clientSession) telApprovalPending(n int64) {
+	s.tel.t.approvals.Add(s.tel.ctx, n)
 }
