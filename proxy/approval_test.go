@@ -146,7 +146,10 @@ func TestDeniedTimedOutAndCanceledApprovals(t *testing.T) {
 	t.Run("denied", func(t *testing.T) {
 		approvalFixture(t)
 		a, conn := start(t, policy.ApprovalSpec{})
-		go func() { <-a.asked; a.answers <- policy.ApprovalDecision{Outcome: policy.Denied, Approver: "carol", Comment: "not on a Friday"} }()
+		go func() {
+			<-a.asked
+			a.answers <- policy.ApprovalDecision{Outcome: policy.Denied, Approver: "carol", Comment: "not on a Friday"}
+		}()
 		_, err := conn.Exec(testContext(t), "DELETE FROM approval_orders WHERE id = 1")
 		refused(t, conn, err, "42501", "carol: not on a Friday")
 	})
