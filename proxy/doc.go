@@ -105,6 +105,24 @@
 // result whose shape the gateway did not expect, ends the session (FATAL
 // XX000) rather than send the row.
 //
+// # Approvals
+//
+// A statement the Policy answers with Approve (policy.Decision.Approval
+// says how) goes to Proxy.Approver (see policy/approval for stores that
+// several gateways share). In Hold mode the statement waits on the live
+// session (the client sees a slow statement, the server sees nothing);
+// approved, it runs on the same session; denied or not approved in time,
+// the client gets ERROR 42501 with the approver's comment or the timeout;
+// the client's cancel request withdraws the request (ERROR 57014). In
+// Defer mode the client gets ERROR 42501 at once, naming the request; once
+// approved, the same identity may run exactly that statement, with the
+// same parameters, within the approval's validity. In the extended
+// protocol the Bind is what is approved, with its parameters (preparing
+// runs nothing); changing them needs a new approval. An approval may also
+// grant the rule to the identity for a while (a just-in-time grant).
+// Every request and outcome is recorded (session.KindApproval) before the
+// statement's own event. No Approver refuses every Approve.
+//
 // # Telemetry
 //
 // The gateway reports to OpenTelemetry through Proxy.TracerProvider and
