@@ -39,10 +39,11 @@
 // next Sync), and an open transaction is aborted on the server too, so that
 // a later COMMIT cannot commit what came before. A Terminate also ends the
 // session with FATAL 42501, and with Decision.Suspend keeps the identity's
-// whole delegation chain out for that long. Mask and Approve are refused by
-// this version of the gateway: masks are declared as proxy.Proxy.Masks
-// (mask.Rules), which apply whatever the policy decides, and approvals
-// are still to come.
+// whole delegation chain out for that long. An Approve sends the statement
+// to a person (see Approver and ApprovalSpec: held on the live session, or
+// deferred with a request id; proxy.Proxy.Approver). A Mask verdict is
+// refused by the gateway: masks are declared as proxy.Proxy.Masks
+// (mask.Rules), which apply whatever the policy decides.
 //
 // # Failing closed
 //
