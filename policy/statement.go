@@ -54,6 +54,9 @@ type Statement struct {
 	// name through operators' functional forms; not those run by triggers,
 	// views or other functions, which only the server sees.
 	Functions []Function
+	// Operators are the names of the operators the statement uses (built-in
+	// ones; a user-defined operator is also in RunTime).
+	Operators []string
 	// Settings are the run-time settings the statement changes.
 	Settings []Setting
 

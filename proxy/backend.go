@@ -62,6 +62,11 @@ func upstreamViolation(format string, args ...any) *session.Error {
 // the session, and returns what to send to the client (the message itself,
 // or the refusal that replaces the server's error).
 func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) {
+	if s.masking != nil {
+		if o := s.front(); o != nil && o.stmt != nil && o.stmt.maskTouched {
+			s.maskTx = true // until the transaction ends: its errors may quote masked values
+		}
+	}
 	if o := s.front(); o != nil && o.verify != nil {
 		switch m.Type {
 		case 'T', 'D', 'C', 'E':
@@ -210,6 +215,9 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 	case 'Z':
 		return m.Raw, s.readyForQuery(m)
 	case 'N', 'A': // NoticeResponse, NotificationResponse: not tied to a request
+		if m.Type == 'N' && s.masking != nil && s.maskTx {
+			return scrubbedNotice(m.Body), nil
+		}
 	case 'S': // ParameterStatus
 		name, rest, ok := wire.CString(m.Body)
 		if !ok {
@@ -304,7 +312,7 @@ func (s *clientSession) backendError(m wire.Message) ([]byte, *session.Error) {
 		return nil, upstreamViolation("error %s with no request pending", code)
 	}
 	out := m.Raw
-	if o.stmt != nil && o.stmt.maskTouched && s.masking != nil {
+	if s.masking != nil && (o.stmt != nil && o.stmt.maskTouched || s.maskTx) {
 		out = scrubbedError(code)
 	}
 	if o.refused != nil {
@@ -353,6 +361,9 @@ func (s *clientSession) readyForQuery(m wire.Message) *session.Error {
 		s.pop()
 	}
 	s.txStatus.Store(uint32(status))
+	if status == 'I' {
+		s.maskTx = false
+	}
 	if status == 'I' && len(s.portals) > 0 {
 		// Portals live until the end of their transaction.
 		clear(s.portals)

@@ -209,6 +209,9 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 	if kind == opParse {
 		s.trackParse(st)
 	}
+	if st.decision.Verdict == policy.Allow {
+		s.forgetDeallocated(st.analysis)
+	}
 	if st.decision.Verdict != policy.Allow {
 		switch kind {
 		case opParse:
@@ -324,6 +327,28 @@ func (s *clientSession) forwardBind(m wire.Message, o op, name string) *session.
 		return s.forward(m.Raw, o)
 	}
 	return s.refuseBind(o, st, d, params, start)
+}
+
+// forgetDeallocated drops the prepared statements that SQL DEALLOCATE or
+// DISCARD ALL removes on the server (the protocol and SQL share one
+// namespace): a Parse of the name afterwards defines it anew.
+func (s *clientSession) forgetDeallocated(sts []*policy.Statement) {
+	for _, a := range sts {
+		switch a.Kind {
+		case policy.KindDeallocate:
+			if a.Name == "" {
+				clear(s.statements)
+			} else {
+				delete(s.statements, a.Name)
+			}
+		case policy.KindDiscard:
+			for _, set := range a.Settings {
+				if set.Name == "all" {
+					clear(s.statements)
+				}
+			}
+		}
+	}
 }
 
 // injectDescribe asks the server to describe a masked statement right after

@@ -25,9 +25,16 @@ type maskCatalog struct {
 	byOID  map[uint32]*maskedRelation
 	byName map[string][]*maskedRelation // by relation name, any schema
 	// known are the names of every relation outside the system schemas
-	// when the catalog was read: a relation created since may be a view
-	// over a masked table the gateway does not know about.
+	// when the catalog was read, by name and by schema.name: a relation
+	// created since may be a view over a masked table the gateway does not
+	// know about.
 	known map[string]bool
+	// userCode are the names of functions and operators defined in the
+	// database (not built in): a call by such a name may run code that
+	// reads masked columns. triggered are the relations with user
+	// triggers (by name and schema.name).
+	userCode  map[string]bool
+	triggered map[string]bool
 	// tables is set when a rule that applies names a table (as opposed to
 	// rules for every result only).
 	tables bool
@@ -101,31 +108,62 @@ func activeRules(rules mask.Rules, groups []string) ([]bool, bool) {
 const catalogQuery = `WITH RECURSIVE
 targets(nsp, rel) AS (VALUES %s),
 edges(child, parent, how) AS (
-  SELECT i.inhrelid, i.inhparent, 'child' FROM pg_catalog.pg_inherits i
+  SELECT i.inhrelid, i.inhparent, 'child'::pg_catalog.text FROM pg_catalog.pg_inherits i
   UNION ALL
-  SELECT w.ev_class, d.refobjid, 'view' FROM pg_catalog.pg_depend d
-    JOIN pg_catalog.pg_rewrite w ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = w.oid
-   WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND w.ev_class <> d.refobjid),
+  SELECT w.ev_class, d.refobjid, 'view'::pg_catalog.text FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_rewrite w ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+     AND d.objid OPERATOR(pg_catalog.=) w.oid
+   WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+     AND w.ev_class OPERATOR(pg_catalog.<>) d.refobjid),
+fnviews(oid) AS (
+  SELECT DISTINCT w.ev_class FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_rewrite w ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+     AND d.objid OPERATOR(pg_catalog.=) w.oid
+   WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+     AND d.refobjid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid),
 rels(oid, root, how, depth) AS (
-  SELECT c.oid, c.oid, 'table', 0 FROM pg_catalog.pg_class c
-    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    JOIN targets t ON t.nsp = n.nspname AND t.rel = c.relname
+  SELECT c.oid, c.oid, 'table'::pg_catalog.text, 0 FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    JOIN targets t ON t.nsp OPERATOR(pg_catalog.=) n.nspname::pg_catalog.text
+     AND t.rel OPERATOR(pg_catalog.=) c.relname::pg_catalog.text
   UNION
-  SELECT e.child, r.root, CASE WHEN r.how = 'view' THEN 'view' ELSE e.how END, r.depth + 1
-    FROM edges e JOIN rels r ON e.parent = r.oid WHERE r.depth < 32)
-SELECT r.oid, r.root, r.how, min(r.depth) OVER (PARTITION BY r.oid), n.nspname, c.relname, a.attnum, a.attname,
-       CASE WHEN r.how = 'view' THEN pg_catalog.pg_get_viewdef(r.oid) END
+  SELECT f.oid, f.oid, 'fnview'::pg_catalog.text, 0 FROM fnviews f
+  UNION
+  SELECT e.child, r.root,
+         CASE WHEN r.how OPERATOR(pg_catalog.=) 'table'::pg_catalog.text OR r.how OPERATOR(pg_catalog.=) 'child'::pg_catalog.text
+              THEN e.how ELSE 'view'::pg_catalog.text END,
+         r.depth OPERATOR(pg_catalog.+) 1
+    FROM edges e JOIN rels r ON e.parent OPERATOR(pg_catalog.=) r.oid WHERE r.depth OPERATOR(pg_catalog.<) 32)
+SELECT r.oid, r.root, r.how, pg_catalog.min(r.depth) OVER (PARTITION BY r.oid), n.nspname, c.relname, a.attnum, a.attname,
+       CASE WHEN r.how OPERATOR(pg_catalog.=) 'view'::pg_catalog.text THEN pg_catalog.pg_get_viewdef(r.oid) END
   FROM (SELECT DISTINCT oid, root, how, depth FROM rels) r
-  JOIN pg_catalog.pg_class c ON c.oid = r.oid
-  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-  JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
- ORDER BY 4, r.oid, r.root, a.attnum`
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.oid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) r.oid
+   AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+ ORDER BY 4, 1, 2, 7`
 
-// knownRelationsQuery lists the relations a statement may read, outside
-// the system schemas.
-const knownRelationsQuery = `SELECT DISTINCT c.relname FROM pg_catalog.pg_class c
-  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')`
+// namesQuery lists, with a tag: the relations a statement may read outside
+// the system schemas ('r', schema, name), the names of functions and
+// operators defined in the database beyond the built-in ones ('f', 'o'),
+// and the relations with user triggers ('t', schema, name). Every operator
+// and function is qualified: it runs on the client's session, whose
+// search_path the client chose.
+const namesQuery = `SELECT 'r'::pg_catalog.text, n.nspname::pg_catalog.text, c.relname::pg_catalog.text
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+ WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'v', 'm', 'p', 'f']::pg_catalog."char"[])
+   AND NOT n.nspname OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog', 'information_schema']::pg_catalog.name[])
+UNION ALL
+SELECT 'f'::pg_catalog.text, '', p.proname::pg_catalog.text FROM pg_catalog.pg_proc p
+ WHERE p.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+UNION ALL
+SELECT 'o'::pg_catalog.text, '', o.oprname::pg_catalog.text FROM pg_catalog.pg_operator o
+ WHERE o.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
+UNION ALL
+SELECT 't'::pg_catalog.text, n.nspname::pg_catalog.text, c.relname::pg_catalog.text
+  FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) g.tgrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+ WHERE NOT g.tgisinternal`
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
@@ -149,7 +187,7 @@ func catalogQueries(rules mask.Rules, active []bool) []string {
 	if len(values) == 0 {
 		return nil
 	}
-	return []string{knownRelationsQuery, fmt.Sprintf(catalogQuery, strings.Join(values, ","))}
+	return []string{namesQuery, fmt.Sprintf(catalogQuery, strings.Join(values, ","))}
 }
 
 // loadMaskCatalog reads the catalog for the rules active for a session, on
@@ -179,14 +217,23 @@ func loadMaskCatalog(ctx context.Context, pc *pgconn.PgConn, rules mask.Rules, a
 
 // buildMaskCatalog builds a catalog from the rows of catalogQueries.
 func buildMaskCatalog(rules mask.Rules, active []bool, results [][][]string) *maskCatalog {
-	c := &maskCatalog{rules: rules, byOID: map[uint32]*maskedRelation{}, byName: map[string][]*maskedRelation{}, known: map[string]bool{}}
+	c := &maskCatalog{rules: rules, byOID: map[uint32]*maskedRelation{}, byName: map[string][]*maskedRelation{},
+		known: map[string]bool{}, userCode: map[string]bool{}, triggered: map[string]bool{}}
 	if len(results) != 2 {
 		return c
 	}
 	c.tables, c.loaded = true, time.Now()
 	for _, row := range results[0] {
-		if len(row) == 1 {
-			c.known[row[0]] = true
+		if len(row) != 3 {
+			continue
+		}
+		switch row[0] {
+		case "r":
+			c.known[row[2]], c.known[row[1]+"."+row[2]] = true, true
+		case "f", "o":
+			c.userCode[row[2]] = true
+		case "t":
+			c.triggered[row[2]], c.triggered[row[1]+"."+row[2]] = true, true
 		}
 	}
 	type rootCols struct{ schema, name string }
@@ -214,11 +261,16 @@ func buildMaskCatalog(rules mask.Rules, active []bool, results [][][]string) *ma
 				views = append(views, rel)
 			}
 		}
-		if how == "view" && rel.kind != "view" {
-			continue // also a table or child: its own columns decide
+		if how == "view" && rel.kind != "view" || how == "fnview" && rel.kind != "fnview" {
+			continue // also a table, child or a view over a function: decided by what it was first
 		}
 		rc := roots[uint32(root)]
 		taint := columnRules(rules, active, rc.schema, rc.name, attname)
+		if how == "fnview" {
+			// A view calling functions the gateway cannot see into:
+			// every column may carry any masked value.
+			taint = allActive(active)
+		}
 		i := indexOf(rel.attnums, int16(attnum))
 		if i < 0 {
 			rel.attnums = append(rel.attnums, int16(attnum))
@@ -226,6 +278,9 @@ func buildMaskCatalog(rules mask.Rules, active []bool, results [][][]string) *ma
 			i = len(rel.cols) - 1
 		}
 		rel.cols[i].Taint = rel.cols[i].Taint.Union(taint)
+		if how == "fnview" {
+			rel.cols[i].Derived = true
+		}
 	}
 	// Views: the lineage of their definitions, in the order found
 	// (shallower first), over what is known so far. A definition the
@@ -271,6 +326,17 @@ func (c *maskCatalog) viewLineage(v *maskedRelation, rules mask.Rules, active []
 		// only what its columns carry counts.
 		v.cols[i].Taint, v.cols[i].Derived = o.Taint, o.Derived
 	}
+}
+
+// allActive returns every active rule.
+func allActive(active []bool) lineage.Taint {
+	var t lineage.Taint
+	for i, a := range active {
+		if a {
+			t = append(t, i)
+		}
+	}
+	return t
 }
 
 // columnRules returns the active rules that mask schema.table.column.

@@ -112,7 +112,45 @@ func (m *sessionMasking) unknown(r policy.Relation) bool {
 	if r.Catalog || r.Schema == "pg_catalog" || r.Schema == "information_schema" || !m.cat.tables {
 		return false
 	}
+	if r.Schema != "" {
+		return !m.cat.known[r.Schema+"."+r.Name]
+	}
 	return !m.cat.known[r.Name]
+}
+
+// unseenCode returns why a statement may run code the gateway cannot see
+// into, with masking on: a call of a function or an operator whose name was
+// also defined in the database (it may not be the built-in), or a change
+// of rows of a relation with user triggers; "" when none.
+func (m *sessionMasking) unseenCode(a *policy.Statement) string {
+	if !m.cat.tables {
+		return ""
+	}
+	for x := a; x != nil; x = x.Inner {
+		for _, f := range x.Functions {
+			if m.cat.userCode[f.Name] {
+				return "a function named " + f.Name + " is defined in the database besides the built-in one"
+			}
+		}
+		for _, op := range x.Operators {
+			if m.cat.userCode[op] {
+				return "an operator " + op + " is defined in the database besides the built-in one"
+			}
+		}
+		switch x.Kind {
+		case policy.KindInsert, policy.KindUpdate, policy.KindDelete, policy.KindMerge, policy.KindCopy, policy.KindTruncate:
+			for _, r := range x.Written {
+				key := r.Name
+				if r.Schema != "" {
+					key = r.Schema + "." + r.Name
+				}
+				if m.cat.triggered[key] {
+					return r.String() + " has triggers"
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // needsCatalog reports whether the catalog must be read again before sts
@@ -127,11 +165,14 @@ func (m *sessionMasking) needsCatalog(sts []*policy.Statement) (need, must bool)
 	if !m.cat.tables {
 		return false, false
 	}
+	if m.stale {
+		return true, true // the session changed the schema: maybe functions, triggers, views
+	}
 	old := time.Since(m.cat.loaded) > maskCatalogMaxAge
 	for _, a := range sts {
 		for x := a; x != nil; x = x.Inner {
 			for _, r := range x.Reads {
-				if m.stale || m.unknown(r) {
+				if m.unknown(r) {
 					return true, true
 				}
 				if old && !r.Catalog && r.Schema != "pg_catalog" && r.Schema != "information_schema" {
@@ -158,7 +199,7 @@ func changesSchema(sts []*policy.Statement) bool {
 			case policy.KindInsert, policy.KindUpdate, policy.KindDelete, policy.KindMerge, policy.KindCopy, policy.KindTruncate:
 				continue
 			}
-			if len(x.Written) > 0 {
+			if len(x.Written) > 0 || x.Kind == policy.KindDDL {
 				return true
 			}
 		}
@@ -244,6 +285,11 @@ func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 			return *d, true
 		}
 	}
+	for _, a := range st.analysis {
+		if why := m.unseenCode(a); why != "" {
+			return maskRefusal("mask-runtime", "Masking applies to this session, and the statement may run code the gateway cannot see into (%s): it could return masked values unmasked.", why), true
+		}
+	}
 	for i, a := range st.analysis {
 		if !m.relevant(a) {
 			continue
@@ -268,6 +314,9 @@ func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 		}
 		if len(plan.Touches) > 0 {
 			st.maskTouched = true
+			if a.Kind == policy.KindSelect && a.Writes {
+				return maskRefusal("mask-flow", "The statement reads masked columns (%s) and changes data: the values could leave through what it changes.", ruleNames(m.cat.rules, plan.Touches)), true
+			}
 		}
 		switch {
 		case plan.Prepare != "":
@@ -291,12 +340,13 @@ func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 			plan = &lineage.Plan{Returns: true, Outputs: def.Outputs, Touches: def.Touches}
 			st.maskTouched = st.maskTouched || len(def.Touches) > 0
 		case plan.Fetch != "":
-			if a.Kind == policy.KindFetch && strings.HasPrefix(strings.ToUpper(strings.TrimSpace(a.SQL)), "MOVE") {
-				continue
-			}
 			def, ok := m.cursors[plan.Fetch]
 			if !ok {
 				return maskRefusal("mask-cursor", "Masking applies to this session, and cursor %q was not declared through the gateway, so it cannot tell what the rows hold.", plan.Fetch), true
+			}
+			st.maskTouched = st.maskTouched || len(def.Touches) > 0
+			if a.Kind == policy.KindFetch && strings.HasPrefix(strings.ToUpper(strings.TrimSpace(a.SQL)), "MOVE") {
+				continue // no rows, but its errors may quote values
 			}
 			plan = &lineage.Plan{Returns: true, Outputs: def.Outputs, Touches: def.Touches}
 			st.maskTouched = st.maskTouched || len(def.Touches) > 0
@@ -346,6 +396,18 @@ func checkMaskPlan(rules mask.Rules, plan *lineage.Plan) (policy.Decision, bool)
 	if len(strict) > 0 {
 		return maskRefusal("mask-inference", "The statement uses masked columns (%s) to filter, join, sort, group or deduplicate rows, which reveals their values.", ruleNames(rules, strict)), true
 	}
+	if e := plan.CopyOptions.Encoding; plan.Copy && e != "" && !strings.EqualFold(strings.ReplaceAll(e, "-", ""), "utf8") && len(tainted(plan.Outputs)) > 0 {
+		return maskRefusal("mask-copy", "COPY of masked columns in an encoding other than UTF8 cannot be masked."), true
+	}
+	unknown := 0
+	for _, o := range plan.Outputs {
+		if o.Unknown {
+			unknown++
+		}
+	}
+	if unknown > 1 && len(tainted(plan.Outputs)) > 0 {
+		return maskRefusal("mask-lineage", "Masking applies to this session, and the gateway cannot line up the masked columns of a result with several * expansions: list the columns."), true
+	}
 	if plan.CopyBinary {
 		for _, o := range plan.Outputs {
 			if len(o.Taint) > 0 {
@@ -354,6 +416,15 @@ func checkMaskPlan(rules mask.Rules, plan *lineage.Plan) (policy.Decision, bool)
 		}
 	}
 	return policy.Decision{}, false
+}
+
+// tainted returns what the outputs carry.
+func tainted(outs []lineage.Column) lineage.Taint {
+	var t lineage.Taint
+	for _, o := range outs {
+		t = t.Union(o.Taint)
+	}
+	return t
 }
 
 // mergePlans returns a plan whose outputs carry what both plans' do.
@@ -570,6 +641,24 @@ func (s *clientSession) maskFailed(err error) *session.Error {
 	return errSessionOver
 }
 
+// scrubbedNotice replaces a notice in a transaction that read masked
+// columns, keeping its severity and SQLSTATE.
+func scrubbedNotice(body []byte) []byte {
+	var n pgproto3.NoticeResponse
+	severity, code := "NOTICE", "00000"
+	if err := n.Decode(body); err == nil {
+		if n.Severity != "" {
+			severity = n.Severity
+		}
+		if n.Code != "" {
+			code = n.Code
+		}
+	}
+	out, _ := (&pgproto3.NoticeResponse{Severity: severity, SeverityUnlocalized: severity, Code: code,
+		Message: "pgwarden: a notice is hidden because this transaction reads masked columns"}).Encode(nil)
+	return out
+}
+
 // scrubbedError replaces a server error about a statement that reads masked
 // columns: its message or detail may quote a masked value (a failed cast
 // echoes it).
@@ -680,6 +769,11 @@ func (s *clientSession) queryResult(o *op, body []byte) *session.Error {
 // maskRow returns the DataRow m masked, and true, when its result has
 // masked columns; false when the row goes as it is.
 func (s *clientSession) maskRow(o *op, m wire.Message) ([]byte, bool, *session.Error) {
+	if !o.cellsBuilt && o.kind == opExecute && o.stmt == nil {
+		// A portal the gateway did not bind: a SQL cursor run through the
+		// protocol. What its rows hold is unknown.
+		return nil, false, s.maskFailed(fmt.Errorf("rows of a portal the gateway did not bind (a SQL cursor?)"))
+	}
 	if !o.cellsBuilt {
 		o.cellsBuilt = true
 		if plan := o.planOf(); o.kind == opExecute && o.stmt != nil && (plan != nil || s.masking.everywhere != nil) {

@@ -68,6 +68,7 @@ type clientSession struct {
 
 	masking *sessionMasking // nil when no masking rule applies (see masking.go)
 	hold    holding         // the approval the frontend relay waits for (see approval.go)
+	maskTx  bool            // backend relay: the transaction read masked columns (see masking.go)
 
 	// Backend relay state.
 	cur        *op               // the front of the pipeline, once looked up

@@ -34,6 +34,7 @@ func classify(node *pg_query.Node, text string) *policy.Statement {
 	st.Reads = dedupe(st.Reads)
 	st.Written = dedupe(st.Written)
 	st.Functions = dedupe(st.Functions)
+	st.Operators = dedupe(st.Operators)
 	st.RunTime = dedupe(st.RunTime)
 	return st
 }
@@ -46,6 +47,7 @@ func (w *walker) nested(node *pg_query.Node) *policy.Statement {
 	st.Reads = dedupe(st.Reads)
 	st.Written = dedupe(st.Written)
 	st.Functions = dedupe(st.Functions)
+	st.Operators = dedupe(st.Operators)
 	st.RunTime = dedupe(st.RunTime)
 	return st
 }
@@ -613,6 +615,7 @@ func (w *walker) operator(name []*pg_query.Node) {
 		return
 	}
 	op := parts[len(parts)-1]
+	w.st.Operators = append(w.st.Operators, op)
 	schema := ""
 	if len(parts) > 1 {
 		schema = parts[len(parts)-2]

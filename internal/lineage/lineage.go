@@ -103,6 +103,8 @@ type CopyOptions struct {
 	// format's default); Null is the text of NULL, when set.
 	Delimiter, Quote, Escape string
 	Null                     *string
+	// Encoding is the ENCODING option, when set.
+	Encoding string
 }
 
 // Analyze works out what statement does with the masked values cat knows.
@@ -130,6 +132,9 @@ type entry struct {
 	// all taints every column, for items whose columns the gateway cannot
 	// list (a function over masked values).
 	all Taint
+	// merged is set for the items of a JOIN USING or NATURAL JOIN, whose
+	// joined columns `*` shows once.
+	merged bool
 }
 
 // scope is one query level's FROM items, CTEs, and its enclosing level.
@@ -258,6 +263,10 @@ func (a *analyzer) statement(m proto.Message) {
 	case *pg_query.FetchStmt:
 		p.Fetch = n.Portalname
 	case *pg_query.CreateTableAsStmt:
+		if _, ok := unwrap(n.Query).(*pg_query.ExecuteStmt); ok {
+			a.refuse("CREATE TABLE AS EXECUTE stores what a prepared statement returns, which may be masked")
+			return
+		}
 		inner := Analyze(n.Query, a.cat)
 		a.touch(inner.Touches)
 		a.infer(inner.Inference)
@@ -348,6 +357,8 @@ func (a *analyzer) copyStmt(n *pg_query.CopyStmt) {
 			opts.Escape = arg
 		case "null":
 			opts.Null = &arg
+		case "encoding":
+			opts.Encoding = arg
 		}
 	}
 	switch {
@@ -534,7 +545,9 @@ func (a *analyzer) fromItem(it *pg_query.Node, sc *scope) {
 			a.refuse("a subquery the gateway does not know")
 			return
 		}
-		outer := sc.parent
+		// A subquery sees this level's CTEs, and its FROM items only
+		// when LATERAL.
+		outer := &scope{ctes: sc.ctes, parent: sc.parent}
 		if n.Lateral {
 			outer = sc
 		}
@@ -556,6 +569,13 @@ func (a *analyzer) fromItem(it *pg_query.Node, sc *scope) {
 				a.infer(allTaint(e.columnsOrUnknown()).Union(e.all))
 			}
 		}
+		if n.IsNatural || len(n.UsingClause) > 0 {
+			// `*` merges the joined columns: the gateway does not model
+			// the order, so `*` over this join is refused when masked.
+			for _, e := range sc.entries[before:] {
+				e.merged = true
+			}
+		}
 		for _, u := range n.UsingClause {
 			name := stringOf(u)
 			for _, e := range sc.entries[before:] {
@@ -563,12 +583,15 @@ func (a *analyzer) fromItem(it *pg_query.Node, sc *scope) {
 			}
 		}
 		if n.Alias != nil {
+			// (a JOIN b) AS j: only j is visible, with every column.
 			j := &entry{name: n.Alias.Aliasname}
 			for _, e := range sc.entries[before:] {
 				j.cols = append(j.cols, e.columnsOrUnknown()...)
 				j.all = j.all.Union(e.all)
+				j.merged = j.merged || e.merged
 			}
-			sc.entries = append(sc.entries, j)
+			j.cols = renamed(j.cols, n.Alias.Colnames)
+			sc.entries = append(sc.entries[:before], j)
 		}
 	case *pg_query.RangeFunction:
 		// Its columns are unknown; what its arguments carry, every column
@@ -657,6 +680,15 @@ func (a *analyzer) targets(list []*pg_query.Node, sc *scope) []Column {
 			cols = append(cols, a.star(cr, sc)...)
 			continue
 		}
+		if ind, ok := unwrap(rt.Val).(*pg_query.A_Indirection); ok && len(ind.Indirection) > 0 {
+			if _, star := unwrap(ind.Indirection[len(ind.Indirection)-1]).(*pg_query.A_Star); star {
+				// (x).*: the fields of a composite, how many the gateway
+				// does not know.
+				t := a.expr(rt.Val, sc)
+				cols = append(cols, Column{Unknown: true, Taint: t, Derived: len(t) > 0})
+				continue
+			}
+		}
 		name := rt.Name
 		if cr, ok := unwrap(rt.Val).(*pg_query.ColumnRef); ok {
 			t, derived := a.columnRef(cr, sc)
@@ -729,11 +761,16 @@ func isStar(cr *pg_query.ColumnRef) bool {
 func (a *analyzer) star(cr *pg_query.ColumnRef, sc *scope) []Column {
 	var out []Column
 	if len(cr.Fields) == 1 {
+		merged := false
 		for _, e := range sc.entries {
 			out = append(out, e.columnsOrUnknown()...)
+			merged = merged || e.merged
 		}
 		if len(sc.entries) == 0 {
 			a.refuse("SELECT * without FROM")
+		}
+		if merged && len(allTaint(out)) > 0 {
+			a.refuse("* over a JOIN with USING or NATURAL, where masked columns are, cannot be lined up: list the columns")
 		}
 		return out
 	}
@@ -891,7 +928,10 @@ func (a *analyzer) derived(m proto.Message, sc *scope) Taint {
 // later statement reads (set_config), to large objects, files, other
 // servers, or the WAL.
 var sinkFunctions = map[string]bool{
-	"pg_notify": true, "set_config": true,
+	"pg_notify": true, "set_config": true, "setval": true,
+	"pg_advisory_lock": true, "pg_advisory_xact_lock": true, "pg_try_advisory_lock": true, "pg_try_advisory_xact_lock": true,
+	"pg_advisory_lock_shared": true, "pg_advisory_xact_lock_shared": true,
+	"pg_try_advisory_lock_shared": true, "pg_try_advisory_xact_lock_shared": true,
 	"lo_from_bytea": true, "lo_put": true, "lowrite": true, "lo_import": true, "lo_export": true,
 	"pg_file_write": true, "pg_logical_emit_message": true,
 	"dblink": true, "dblink_exec": true, "dblink_send_query": true, "dblink_open": true,
