@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgwarden/pgwarden/policy"
+	"github.com/pgwarden/pgwarden/policy/approval"
 	"github.com/pgwarden/pgwarden/proxy"
 	"github.com/pgwarden/pgwarden/session"
 )
@@ -204,4 +205,111 @@ func detailOf(err error) string {
 		return pgErr.Detail
 	}
 	return ""
+}
+
+// decidePending approves (or denies) the first pending request of store
+// as carol, from another goroutine.
+func decidePending(t *testing.T, store *approval.Memory, approve bool) string {
+	t.Helper()
+	ctx := testContext(t)
+	for range 200 {
+		recs, err := store.List(ctx, approval.StatusPending)
+		if err != nil {
+			t.Error(err)
+			return ""
+		}
+		if len(recs) > 0 {
+			carol := session.Identity{Subject: "carol", Issuer: "test", Groups: []string{"approvers"}}
+			if _, err := store.Decide(ctx, recs[0].Request.ID, approve, carol, "checked"); err != nil {
+				t.Error(err)
+			}
+			return recs[0].Request.ID
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Error("no pending request")
+	return ""
+}
+
+func TestDeferredApprovalRunsOnceWithTheSameParameters(t *testing.T) {
+	approvalFixture(t)
+	store := approval.NewMemory(approval.Options{})
+	t.Cleanup(func() { store.Close() })
+	g := startGateway(t, func(p *proxy.Proxy) {
+		p.Policy = approveDeletes(policy.ApprovalSpec{Mode: policy.Defer, Approvers: []string{"approvers"}})
+		p.Approver = store
+	})
+	ctx := testContext(t)
+	conn := connect(t, g.dsn("alice", alicePassword))
+	del := "DELETE FROM approval_orders WHERE id = $1::int"
+	_, err := conn.Exec(ctx, del, "3")
+	if !strings.Contains(detailOf(err), "is pending") {
+		t.Fatalf("first try: %v (%s)", err, detailOf(err))
+	}
+	id := decidePending(t, store, true)
+	if _, err := conn.Exec(ctx, del, "4"); !strings.Contains(detailOf(err), "is pending") {
+		t.Fatalf("other parameters ran on the approval of %s: %v", id, err)
+	}
+	if _, err := conn.Exec(ctx, del, "3"); err != nil {
+		t.Fatalf("the approved statement: %v", err)
+	}
+	if n := countOrders(t, conn); n != 9 {
+		t.Fatalf("%d rows after the approved DELETE", n)
+	}
+	if _, err := conn.Exec(ctx, del, "3"); !strings.Contains(detailOf(err), "is pending") {
+		t.Fatalf("the approval was used twice: %v", err)
+	}
+}
+
+func TestGrantWidensThePolicyForItsWindowOnly(t *testing.T) {
+	approvalFixture(t)
+	store := approval.NewMemory(approval.Options{})
+	t.Cleanup(func() { store.Close() })
+	g := startGateway(t, func(p *proxy.Proxy) {
+		p.Policy = approveDeletes(policy.ApprovalSpec{Timeout: time.Minute, Grant: 1500 * time.Millisecond})
+		p.Approver = store
+	})
+	ctx := testContext(t)
+	conn := connect(t, g.dsn("alice", alicePassword))
+	go decidePending(t, store, true)
+	if _, err := conn.Exec(ctx, "DELETE FROM approval_orders WHERE id = 1"); err != nil {
+		t.Fatalf("approved: %v", err)
+	}
+	// Within the grant: no one is asked.
+	if _, err := conn.Exec(ctx, "DELETE FROM approval_orders WHERE id = 2"); err != nil {
+		t.Fatalf("within the grant: %v", err)
+	}
+	if recs, _ := store.List(ctx); len(recs) != 1 {
+		t.Fatalf("%d requests filed; the grant should have answered the second", len(recs))
+	}
+	time.Sleep(1600 * time.Millisecond)
+	// After it: held again (denied here).
+	go decidePending(t, store, false)
+	if _, err := conn.Exec(ctx, "DELETE FROM approval_orders WHERE id = 3"); !strings.Contains(detailOf(err), "Denied") {
+		t.Fatalf("after the grant: %v (%s)", err, detailOf(err))
+	}
+	if n := countOrders(t, conn); n != 8 {
+		t.Fatalf("%d rows", n)
+	}
+}
+
+func TestSelfApprovalIsRefused(t *testing.T) {
+	store := approval.NewMemory(approval.Options{})
+	t.Cleanup(func() { store.Close() })
+	approvalFixture(t)
+	g := startGateway(t, func(p *proxy.Proxy) {
+		p.Policy = approveDeletes(policy.ApprovalSpec{Mode: policy.Defer})
+		p.Approver = store
+	})
+	ctx := testContext(t)
+	conn := connect(t, g.dsn("alice", alicePassword))
+	conn.Exec(ctx, "DELETE FROM approval_orders WHERE id = 1")
+	recs, err := store.List(ctx, approval.StatusPending)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("%v, %v", recs, err)
+	}
+	alice := recs[0].Request.Identity
+	if _, err := store.Decide(ctx, recs[0].Request.ID, true, alice, "me"); !errors.Is(err, approval.ErrSelfApproval) {
+		t.Fatalf("self-approval: %v", err)
+	}
 }
