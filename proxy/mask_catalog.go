@@ -274,7 +274,7 @@ func buildMaskCatalog(rules mask.Rules, active []bool, results [][][]string) *ma
 		i := indexOf(rel.attnums, int16(attnum))
 		if i < 0 {
 			rel.attnums = append(rel.attnums, int16(attnum))
-			rel.cols = append(rel.cols, lineage.Column{Name: attname})
+			rel.cols = append(rel.cols, lineage.Column{Name: attname, Named: true})
 			i = len(rel.cols) - 1
 		}
 		rel.cols[i].Taint = rel.cols[i].Taint.Union(taint)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -532,6 +533,11 @@ func (m *sessionMasking) cellsFor(plan *lineage.Plan, fields []pgproto3.FieldDes
 	var cells []*cellMask
 	for i, f := range fields {
 		col := outs[i]
+		if col.Named && len(col.Taint) > 0 && identifier(col.Name) != string(f.Name) {
+			// The gateway lined the result up differently from the
+			// server: it cannot tell which column to mask.
+			return nil, fmt.Errorf("result column %d is %q where the gateway expected %q", i+1, f.Name, col.Name)
+		}
 		if rel := m.cat.byOID[f.TableOID]; rel != nil && f.TableAttributeNumber > 0 {
 			if c, ok := rel.column(int16(f.TableAttributeNumber)); ok {
 				col.Taint, col.Derived = col.Taint.Union(c.Taint), col.Derived || c.Derived
@@ -552,6 +558,19 @@ func (m *sessionMasking) cellsFor(plan *lineage.Plan, fields []pgproto3.FieldDes
 		cells[i] = m.cellFor(col, f.DataTypeOID, mask.Format(format(i)))
 	}
 	return cells, nil
+}
+
+// identifier returns name as the server reports it: cut to 63 bytes
+// (NAMEDATALEN - 1) on a character boundary.
+func identifier(name string) string {
+	if len(name) <= 63 {
+		return name
+	}
+	cut := 63
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut]
 }
 
 // cellFor chooses the mask of a column: its rule's masker for a copy of one

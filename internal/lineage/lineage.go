@@ -52,6 +52,11 @@ type Column struct {
 	// Unknown marks a group of columns whose number the gateway does not
 	// know (`*` over a relation with no masked column): all are clean.
 	Unknown bool
+	// Named is set when Name is certainly the name the server gives the
+	// column (an alias, a column reference, a relation's column), so that
+	// the gateway can check that it lines up the result as the server
+	// does.
+	Named bool
 }
 
 // Relation is what the catalog says of a relation with masked columns.
@@ -440,7 +445,7 @@ func (a *analyzer) query(n *pg_query.SelectStmt, outer *scope) []Column {
 			cols = append(cols, Column{Unknown: true, Taint: t, Derived: true})
 		} else {
 			for i := range l {
-				cols = append(cols, Column{Name: l[i].Name, Taint: l[i].Taint.Union(r[i].Taint), Derived: l[i].Derived || r[i].Derived})
+				cols = append(cols, Column{Name: l[i].Name, Named: l[i].Named, Taint: l[i].Taint.Union(r[i].Taint), Derived: l[i].Derived || r[i].Derived})
 			}
 		}
 		if n.Op != pg_query.SetOperation_SETOP_UNION || !n.All {
@@ -662,7 +667,7 @@ func (e *entry) columnsOrUnknown() []Column {
 	}
 	out := make([]Column, len(e.cols))
 	for i, c := range e.cols {
-		out[i] = Column{Name: c.Name, Taint: c.Taint.Union(e.all), Derived: true, Unknown: c.Unknown}
+		out[i] = Column{Name: c.Name, Named: c.Named, Taint: c.Taint.Union(e.all), Derived: true, Unknown: c.Unknown}
 	}
 	return out
 }
@@ -695,14 +700,15 @@ func (a *analyzer) targets(list []*pg_query.Node, sc *scope) []Column {
 			if name == "" && len(cr.Fields) > 0 {
 				name = stringOf(cr.Fields[len(cr.Fields)-1])
 			}
-			cols = append(cols, Column{Name: name, Taint: t, Derived: derived})
+			cols = append(cols, Column{Name: name, Named: name != "", Taint: t, Derived: derived})
 			continue
 		}
 		t := a.expr(rt.Val, sc)
+		named := name != ""
 		if name == "" {
 			name = colName(rt.Val)
 		}
-		cols = append(cols, Column{Name: name, Taint: t, Derived: len(t) > 0})
+		cols = append(cols, Column{Name: name, Named: named, Taint: t, Derived: len(t) > 0})
 	}
 	return cols
 }
@@ -1023,7 +1029,7 @@ func renamed(cols []Column, names []*pg_query.Node) []Column {
 		if out[i].Unknown {
 			break
 		}
-		out[i].Name = stringOf(names[i])
+		out[i].Name, out[i].Named = stringOf(names[i]), true
 	}
 	return out
 }
