@@ -57,6 +57,9 @@ func (s *clientSession) approval(st *statement, d policy.Decision, params []*str
 	}
 	req := &policy.ApprovalRequest{Session: s.info.ID, Database: s.info.Database, Identity: s.info.Identity,
 		Rule: d.Rule, Reason: d.Reason, SQL: st.sql, Params: params, Spec: spec, Created: time.Now()}
+	if st.protocol == session.ProtocolFunctionCall {
+		req.SQL = fmt.Sprintf("-- fast-path call of the function with OID %d", st.fnOID)
+	}
 	if !s.recordApproval(st, session.ApprovalEvent{Action: session.ApprovalRequested, Mode: string(spec.Mode), Rule: d.Rule}) {
 		return refuse("The gateway could not record the approval request."), code
 	}
