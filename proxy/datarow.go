@@ -105,7 +105,9 @@ func bindResultFormats(body []byte) ([]int16, error) {
 		p += 2
 		return v, v >= 0
 	}
-	if !skipString() || !skipString() {
+	portalOK := skipString()
+	statementOK := skipString()
+	if !portalOK || !statementOK {
 		return nil, errors.New("malformed Bind")
 	}
 	nf, ok := u16()
