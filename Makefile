@@ -40,6 +40,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzServerMessages$$' -fuzztime $(FUZZ_RELAY) ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzMaskDataRow$$' -fuzztime $(FUZZ_MASK) ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzMaskCopyRow$$' -fuzztime $(FUZZ_MASK) ./proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzBindResultFormats$$' -fuzztime $(FUZZ_MASK) ./proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzMaskers$$' -fuzztime $(FUZZ_MASK) ./mask
 	$(GO) test -run '^$$' -fuzz '^FuzzDetectors$$' -fuzztime $(FUZZ_MASK) ./mask
 	$(GO) test -run '^$$' -fuzz '^FuzzAnalyze$$' -fuzztime $(FUZZ_SQL) ./internal/analysis

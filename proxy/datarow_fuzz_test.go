@@ -198,3 +198,24 @@ func FuzzMaskCopyRow(f *testing.F) {
 func lineageColumn(rule int) lineage.Column {
 	return lineage.Column{Taint: lineage.Taint{rule}}
 }
+
+// FuzzBindResultFormats feeds the Bind decoder of result formats hostile
+// bodies: no panic, and what it accepts re-encodes to the same tail.
+func FuzzBindResultFormats(f *testing.F) {
+	f.Add([]byte("p\x00s\x00\x00\x01\x00\x01\x00\x01\x00\x00\x00\x01x\x00\x02\x00\x00\x00\x01"))
+	f.Add([]byte("\x00\x00\x00\x00\x00\x00\x00\x00"))
+	f.Add([]byte("\x00\x00\xff\xff"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		formats, err := bindResultFormats(body)
+		if err != nil {
+			return
+		}
+		tail := binary.BigEndian.AppendUint16(nil, uint16(len(formats)))
+		for _, v := range formats {
+			tail = binary.BigEndian.AppendUint16(tail, uint16(v))
+		}
+		if !bytes.HasSuffix(body, tail) {
+			t.Fatalf("formats %v do not end the body %x", formats, body)
+		}
+	})
+}
