@@ -23,7 +23,8 @@ import (
 
 // The admin API is a small JSON-over-HTTP API next to the proxy, for
 // operators and scripts: list and terminate sessions, revoke identities,
-// and read the access review. Every request carries the admin token as
+// read the access review, and list and decide approval requests (see
+// approvals_admin.go). Every request carries the admin token as
 // "Authorization: Bearer <token>"; anything else is answered 401, before
 // the path is even looked at. It has no TLS: keep it on loopback (the
 // default), or behind a TLS-terminating proxy. With
@@ -85,6 +86,7 @@ func newAdminHandler(g *gateway, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("DELETE /revocations", a.unrevoke)
 	mux.HandleFunc("GET /leases", a.leases)
 	mux.HandleFunc("POST /leases/{role}/revoke", a.revokeLease)
+	a.approvalRoutes(mux)
 	metrics := g.metricsHandler()
 	if metrics == nil {
 		return a.authenticate(mux)

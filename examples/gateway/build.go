@@ -16,6 +16,7 @@ import (
 	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/credstore"
 	"github.com/pgwarden/pgwarden/policy"
+	"github.com/pgwarden/pgwarden/policy/approval"
 	"github.com/pgwarden/pgwarden/proxy"
 	"github.com/pgwarden/pgwarden/session"
 )
@@ -40,6 +41,12 @@ type gateway struct {
 	// telemetry holds the telemetry section's providers; nil without it,
 	// and when built by checkProxy.
 	telemetry *telemetry
+	// approvals is the approvals section's store (the proxy's Approver);
+	// nil without it, and when built by checkProxy.
+	approvals approval.Store
+	// approvers checks the credentials of the people who decide approval
+	// requests through the admin API.
+	approvers approverAuth
 	logger    *slog.Logger
 }
 
@@ -69,7 +76,7 @@ func checkProxy(cfg *config, logger *slog.Logger) (*gateway, error) {
 
 // build is buildProxy, or checkProxy when connect is false.
 func build(ctx context.Context, cfg *config, logger *slog.Logger, connect bool) (*gateway, error) {
-	authenticator, err := buildAuthenticator(cfg)
+	authenticator, approvers, err := buildAuthenticator(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +96,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, connect bool) 
 	if err != nil {
 		return nil, err
 	}
-	g := &gateway{cfg: cfg, static: static, logger: logger}
+	g := &gateway{cfg: cfg, static: static, approvers: approvers, logger: logger}
 	recorder, recStores, err := buildRecorder(ctx, cfg, logger, connect)
 	if err != nil {
 		return nil, err
@@ -97,6 +104,12 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, connect bool) 
 	g.stores = recStores
 	if connect {
 		if g.telemetry, err = buildTelemetry(ctx, cfg); err != nil {
+			g.Close()
+			return nil, err
+		}
+	}
+	if connect {
+		if g.approvals, err = buildApprovals(ctx, cfg, logger); err != nil {
 			g.Close()
 			return nil, err
 		}
@@ -125,6 +138,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, connect bool) 
 	}
 	masks, err := buildMasks(cfg)
 	if err != nil {
+		g.Close()
 		return nil, cfg.problemAt("policy.masks", "%w", err)
 	}
 	g.proxy = &proxy.Proxy{
@@ -140,6 +154,9 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, connect bool) 
 		AllowCleartextPasswordWithoutTLS: bool(cfg.Auth.AllowCleartextWithoutTLS),
 		Limits:                           buildLimits(cfg),
 		Logger:                           logger,
+	}
+	if g.approvals != nil {
+		g.proxy.Approver = g.approvals
 	}
 	g.proxy.TracerProvider, g.proxy.MeterProvider = g.telemetry.providers()
 	for _, name := range cfg.StartupParameters {
@@ -157,14 +174,21 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, connect bool) 
 // the gateway closes.
 const telemetryFlushTimeout = 5 * time.Second
 
-// Close releases what the gateway holds besides the proxy: it stops the
-// dynamic store's sweeper, ends the leases it still holds and closes its
+// Close releases what the gateway holds besides the proxy: it closes the
+// approval store (a request still held is withdrawn), stops the dynamic
+// store's sweeper, ends the leases it still holds and closes its
 // admin connections; then it closes the recording stores (a session still
 // open stays unsealed until the journal is opened again), and flushes and
 // stops the telemetry exporters. Call it after the proxy's Shutdown or
 // Close, once no session needs a credential or records an event.
 func (g *gateway) Close() error {
 	var errs []error
+	if g.approvals != nil {
+		if err := g.approvals.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the approval store: %w", err))
+		}
+		g.approvals = nil
+	}
 	if g.dynamic != nil {
 		if err := g.dynamic.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("ending the remaining leases: %w", err))
@@ -257,24 +281,27 @@ func buildLeaseStore(cfg *config) (credstore.LeaseStore, error) {
 // the order a client's offer is tried: a verified client certificate, a
 // static user (by name), an OIDC token, a SAML assertion. Alone, static
 // users keep their protection against user enumeration. Passwords become
-// verifiers here and are not kept.
-func buildAuthenticator(cfg *config) (auth.Authenticator, error) {
+// verifiers here and are not kept. It also returns the static and OIDC
+// authenticators alone, which check the admin API's approvers.
+func buildAuthenticator(cfg *config) (auth.Authenticator, approverAuth, error) {
+	var approvers approverAuth
 	var members []auth.Authenticator
 	if cc := cfg.Auth.ClientCerts; cc != nil {
 		a, err := auth.NewClientCert(auth.ClientCertConfig{Subject: string(cc.Subject),
 			TrustDomains: stringsOf(cc.TrustDomains), GroupsFromOU: bool(cc.GroupsFromOU)})
 		if err != nil {
-			return nil, cfg.problemAt("auth.client_certs", "%w", err)
+			return nil, approverAuth{}, cfg.problemAt("auth.client_certs", "%w", err)
 		}
 		members = append(members, a)
 	}
 	if len(cfg.Auth.Users) > 0 {
 		static, err := buildStatic(cfg)
 		if err != nil {
-			return nil, err
+			return nil, approverAuth{}, err
 		}
+		approvers.static = static
 		if cfg.Auth.OIDC == nil && cfg.Auth.SAML == nil && cfg.Auth.ClientCerts == nil {
-			return static, nil
+			return static, approvers, nil
 		}
 		members = append(members, auth.When(func(r *auth.Request) bool { return static.Knows(r.User) }, static))
 	}
@@ -292,28 +319,29 @@ func buildAuthenticator(cfg *config) (auth.Authenticator, error) {
 		}
 		a, err := auth.NewOIDC(oc)
 		if err != nil {
-			return nil, cfg.problemAt("auth.oidc", "%w", err)
+			return nil, approverAuth{}, cfg.problemAt("auth.oidc", "%w", err)
 		}
+		approvers.oidc = a
 		members = append(members, a)
 	}
 	if s := cfg.Auth.SAML; s != nil {
 		meta, err := os.ReadFile(string(s.IdPMetadata))
 		if err != nil {
-			return nil, cfg.problemAt("auth.saml.idp_metadata", "%w", err)
+			return nil, approverAuth{}, cfg.problemAt("auth.saml.idp_metadata", "%w", err)
 		}
 		a, err := auth.NewSAML(auth.SAMLConfig{IdPMetadata: meta, Audience: string(s.Audience), Recipient: string(s.Recipient),
 			SubjectAttribute: string(s.Attributes.Subject), NameAttribute: string(s.Attributes.Name),
 			EmailAttribute: string(s.Attributes.Email), GroupsAttribute: string(s.Attributes.Groups),
 			ClockSkew: time.Duration(s.ClockSkew)})
 		if err != nil {
-			return nil, cfg.problemAt("auth.saml", "%w", err)
+			return nil, approverAuth{}, cfg.problemAt("auth.saml", "%w", err)
 		}
 		members = append(members, a)
 	}
 	if len(members) == 1 {
-		return members[0], nil
+		return members[0], approvers, nil
 	}
-	return auth.Chain(members...), nil
+	return auth.Chain(members...), approvers, nil
 }
 
 // buildStatic returns the static SCRAM-SHA-256 authenticator for

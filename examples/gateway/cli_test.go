@@ -23,7 +23,7 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and the usage", args, code, stderr)
 		}
 		for _, cmd := range []string{"serve --config", "check --config", "hash-password", "demo [--listen", "review [--admin URL]",
-			"sessions --config", "replay --config", "verify --config"} {
+			"approvals [--admin URL]", "approve ID", "deny ID", "sessions --config", "replay --config", "verify --config"} {
 			if !strings.Contains(stderr, cmd) {
 				t.Errorf("usage does not list %q", cmd)
 			}

@@ -48,6 +48,10 @@ type config struct {
 	Recording *recordingConfig `yaml:"recording"`
 	// Telemetry exports traces and metrics (OpenTelemetry). Absent: none.
 	Telemetry *telemetryConfig `yaml:"telemetry"`
+	// Approvals keeps the requests of the policy rules with verdict
+	// approve, which people decide through the admin API. Absent: such
+	// statements are refused.
+	Approvals *approvalsConfig `yaml:"approvals"`
 
 	// file is the configuration file's path, as given.
 	file string
@@ -325,6 +329,42 @@ func (c *config) prometheusEnabled() bool {
 	return c.Telemetry != nil && c.Telemetry.Prometheus != nil && bool(c.Telemetry.Prometheus.Enabled)
 }
 
+// Values of approvals.store.
+const (
+	approvalsMemory   = "memory"
+	approvalsPostgres = "postgres"
+)
+
+// approvalsConfig is the approvals section: where the approval requests
+// are kept (policy/approval), and the webhook that hears of them.
+type approvalsConfig struct {
+	// Store is memory (the default without postgres: requests live in
+	// this process) or postgres (the default with postgres).
+	Store envString `yaml:"store"`
+	// Postgres is the connection string (libpq keyword/value or URL) of
+	// the database that keeps the requests, shared by every gateway that
+	// names it; a secret.
+	Postgres envSecret `yaml:"postgres"`
+	// Table is the requests table ("name" or "schema.name"); grants go in
+	// Table + "_grants". Default pgwarden_approvals.
+	Table envString `yaml:"table"`
+	// Webhook, when present, is told of every request filed, decided or
+	// withdrawn by this gateway.
+	Webhook *webhookConfig `yaml:"webhook"`
+}
+
+// webhookConfig is approvals.webhook.
+type webhookConfig struct {
+	// URL receives a POST with the approval record as JSON: https (http
+	// only on loopback). A secret: webhook URLs often carry a token.
+	URL envSecret `yaml:"url"`
+	// Headers are sent with every POST (such as Authorization); their
+	// values are secrets.
+	Headers map[string]envSecret `yaml:"headers"`
+	// Timeout bounds one POST. Default 5s.
+	Timeout envDuration `yaml:"timeout"`
+}
+
 // credentialConfig is one static database credential.
 type credentialConfig struct {
 	User     envString   `yaml:"user"`
@@ -435,6 +475,12 @@ func (c *config) complete(dir string) {
 			c.Admin.Listen = defaultAdminListen
 		}
 		resolve(&c.Admin.RevocationsFile)
+	}
+	if a := c.Approvals; a != nil && a.Store == "" {
+		a.Store = approvalsMemory
+		if !a.Postgres.IsZero() {
+			a.Store = approvalsPostgres
+		}
 	}
 	if r := c.Recording; r != nil {
 		resolve(&r.Dir)

@@ -55,6 +55,17 @@ Usage:
   pgwarden review [--admin URL] [--token-file F] [--json] [--stale 1h]
                                   print the access review of a running gateway (its
                                   admin API; the token from F or $PGWARDEN_ADMIN_TOKEN)
+  pgwarden approvals [--admin URL] [--token-file F] [--status S] [--json]
+                                  list the approval requests of a running gateway
+                                  (pending ones; S: approved, denied, withdrawn,
+                                  expired or all)
+  pgwarden approve ID [--comment C] (--approver-user U | --approver-token-file F)
+                 [--admin URL] [--token-file F] [--json]
+  pgwarden deny ID [--comment C] (--approver-user U | --approver-token-file F)
+                 [--admin URL] [--token-file F] [--json]
+                                  decide a request as the approver: a static user (the
+                                  password from $PGWARDEN_APPROVER_PASSWORD or stdin) or
+                                  the identity of an OIDC token
   pgwarden sessions --config FILE [--subject S] [--since T] [--until T]
                  [--table T] [--verdict V] [--store dir|postgres] [--json]
                                   list the recorded sessions (recording section)
@@ -92,6 +103,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return demoCommand(rest, stdout, stderr)
 	case "review":
 		return reviewCommand(rest, stdout, stderr)
+	case "approvals":
+		return approvalsCommand(rest, stdout, stderr)
+	case "approve":
+		return decideCommand(cmd, true, rest, stdin, stdout, stderr)
+	case "deny":
+		return decideCommand(cmd, false, rest, stdin, stdout, stderr)
 	case "sessions":
 		return sessionsCommand(rest, stdout, stderr)
 	case "replay":

@@ -33,6 +33,7 @@ func (c *config) validate() []problem {
 	c.validateAdmin(v)
 	c.validateRecording(v)
 	c.validateTelemetry(v)
+	c.validateApprovals(v)
 	c.warnings = v.warnings
 	return v.problems
 }
