@@ -562,6 +562,12 @@ log: {format: json, level: debug}
 			if g.Subject != "alice" || g.Issuer != "static" || g.Rule != "items-grant" || g.Approver != "oscar" || g.RequestID != rec.Request.ID {
 				t.Errorf("grant = %+v", g)
 			}
+			// The access review shows it.
+			var review reviewReport
+			tg.get(t, "/leases", &review)
+			if len(review.Grants) != 1 || review.Grants[0].RequestID != rec.Request.ID {
+				t.Errorf("the access review's grants = %+v", review.Grants)
+			}
 			// While the grant lasts, the rule passes without asking.
 			if _, err := conn.Exec(ctx, "DELETE FROM items WHERE id = 2"); err != nil {
 				t.Fatalf("DELETE under the grant: %v", err)

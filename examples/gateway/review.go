@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgwarden/pgwarden/credstore"
+	"github.com/pgwarden/pgwarden/policy/approval"
 	"github.com/pgwarden/pgwarden/proxy"
 	"github.com/pgwarden/pgwarden/session"
 )
@@ -54,6 +55,9 @@ type reviewReport struct {
 	// configuration order), then the live sessions on static credentials
 	// (oldest first).
 	Rows []reviewRow `json:"rows"`
+	// Grants are the just-in-time grants of approvals that are active
+	// (see approvals).
+	Grants []approval.Grant `json:"grants,omitempty"`
 }
 
 // Kinds of review rows.
@@ -167,7 +171,15 @@ func (g *gateway) review(ctx context.Context, staleAfter time.Duration, now time
 	if rows == nil {
 		rows = []reviewRow{}
 	}
-	return &reviewReport{GeneratedAt: now.UTC(), StaleAfter: staleAfter.String(), Rows: rows}, nil
+	report := &reviewReport{GeneratedAt: now.UTC(), StaleAfter: staleAfter.String(), Rows: rows}
+	if g.approvals != nil {
+		grants, err := g.approvals.Grants(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("reading the approval grants: %w", err)
+		}
+		report.Grants = grants
+	}
+	return report, nil
 }
 
 // setSession fills in the row's session fields from s, and returns when

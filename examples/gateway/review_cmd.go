@@ -171,6 +171,13 @@ func printReview(w io.Writer, r *reviewReport) {
 	}
 	tw.Flush()
 	w.Write(buf.Bytes())
+	if len(r.Grants) > 0 {
+		fmt.Fprintf(w, "\nActive grants (approvals): %d\n", len(r.Grants))
+		for _, gr := range r.Grants {
+			fmt.Fprintln(w, printable(fmt.Sprintf("  %s (%s) may pass rule %q until %s: granted by %s (request %s)",
+				gr.Subject, gr.Issuer, gr.Rule, reviewTime(gr.Until), gr.Approver, gr.RequestID)))
+		}
+	}
 }
 
 // reviewSubject is a row's SUBJECT cell: who it acts for, or whom a
