@@ -312,8 +312,14 @@ func (s *clientSession) backendError(m wire.Message) ([]byte, *session.Error) {
 		return nil, upstreamViolation("error %s with no request pending", code)
 	}
 	out := m.Raw
-	if s.masking != nil && (o.stmt != nil && o.stmt.maskTouched || s.maskTx) {
+	switch {
+	case s.masking != nil && (o.stmt != nil && o.stmt.maskTouched || s.maskTx):
 		out = scrubbedError(code)
+	case s.masking != nil && s.masking.cat.tables:
+		// A statement that names no masked column can still touch masked
+		// rows (a foreign key's cascade): the detail, which quotes rows
+		// and keys, goes.
+		out = errorWithoutDetail(m.Body, code)
 	}
 	if o.refused != nil {
 		// The server rejected the stand-in for a refused statement, as it

@@ -33,6 +33,9 @@ type sessionMasking struct {
 	// again before the next statement that reads a relation.
 	active []bool
 	stale  bool
+	// ddlInTx is set when the schema changed inside a transaction, whose
+	// ROLLBACK would undo it.
+	ddlInTx bool
 	// Backend relay: the scratch buffer for rewritten rows.
 	buf []byte
 	// everywhere masks the cells of every result that no column rule
@@ -277,7 +280,37 @@ func ruleNames(rules mask.Rules, t lineage.Taint) string {
 func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 	m := s.masking
 	st.masks, st.maskTouched = nil, false
-	if need, must := m.needsCatalog(st.analysis); need {
+	if m.cat.tables && len(st.analysis) > 1 {
+		for _, a := range st.analysis[:len(st.analysis)-1] {
+			if changesSchema([]*policy.Statement{a}) {
+				return maskRefusal("mask-new-relation", "Masking applies to this session: send a statement that changes the schema on its own, not followed by others in the same query string, so that the gateway reads the catalog before judging them."), true
+			}
+		}
+	}
+	endsTx := false
+	for _, a := range st.analysis {
+		if a.Kind == policy.KindTransaction {
+			endsTx = true
+		}
+		if m.cat.tables && a.Kind == policy.KindDDL {
+			for _, r := range a.Written {
+				if m.cat.names(r.Name) {
+					return maskRefusal("mask-ddl", "Masking applies to this session, and the statement changes %s, which holds masked columns: renaming, moving or re-typing them, indexes and constraints over them could move or reveal their values. An identity the masks exempt must do it.", r.String()), true
+				}
+			}
+		}
+	}
+	if endsTx && m.ddlInTx {
+		// A ROLLBACK may undo what the catalog was read after.
+		m.stale, m.ddlInTx = true, false
+	}
+	reload := s.txStatus.Load() != 'E' // nothing but the end of an aborted transaction runs
+	for _, a := range st.analysis {
+		if a.Kind == policy.KindTransaction {
+			reload = false // COMMIT, ROLLBACK, SAVEPOINT read no relation
+		}
+	}
+	if need, must := m.needsCatalog(st.analysis); need && reload {
 		d, err := s.reloadMaskCatalog()
 		if err != nil {
 			return maskRefusal("mask-new-relation", "The session ended while the gateway read the catalog."), true
@@ -302,6 +335,11 @@ func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 			for _, r := range x.Reads {
 				if statisticsRelations[r.Name] && m.cat.tables {
 					return maskRefusal("mask-statistics", "Masking applies to this session: the planner statistics in %s hold values of masked columns.", r.Name), true
+				}
+				if m.unknown(r) && s.txStatus.Load() == 'T' {
+					// Read again inside a transaction whose snapshot may
+					// not show what was created since.
+					return maskRefusal("mask-new-relation", "Masking applies to this session, and %s is not in the catalog this transaction sees: it may be a view over masked columns created since. Run it in a new transaction.", r.String()), true
 				}
 			}
 		}
@@ -362,6 +400,9 @@ func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 	}
 	if changesSchema(st.analysis) {
 		m.stale = true
+		if s.txStatus.Load() != 'I' || !endsTx {
+			m.ddlInTx = true
+		}
 	}
 	return policy.Decision{}, false
 }
@@ -408,6 +449,9 @@ func checkMaskPlan(rules mask.Rules, plan *lineage.Plan) (policy.Decision, bool)
 	}
 	if unknown > 1 && len(tainted(plan.Outputs)) > 0 {
 		return maskRefusal("mask-lineage", "Masking applies to this session, and the gateway cannot line up the masked columns of a result with several * expansions: list the columns."), true
+	}
+	if plan.Copy && !plan.CopyOptions.CSV && plan.CopyOptions.Null != nil && len(tainted(plan.Outputs)) > 0 {
+		return maskRefusal("mask-copy", "COPY of masked columns in text format with a NULL string of your own cannot be masked: a value equal to it would pass as NULL."), true
 	}
 	if plan.CopyBinary {
 		for _, o := range plan.Outputs {
@@ -583,15 +627,9 @@ func (m *sessionMasking) cellFor(col lineage.Column, typ uint32, format mask.For
 		c.masker, c.detectors = r.Masker, r.Detectors
 		return c
 	}
+	// A computed value (a reversed or encoded one) may hide what a
+	// detector looks for: it is masked whole, detectors or not.
 	c.masker = keepNothing
-	for _, i := range col.Taint {
-		r := m.cat.rules[i]
-		if len(r.Detectors) == 0 {
-			c.detectors = nil
-			return c
-		}
-		c.detectors = append(c.detectors, r.Detectors...)
-	}
 	return c
 }
 
@@ -675,6 +713,21 @@ func scrubbedNotice(body []byte) []byte {
 	}
 	out, _ := (&pgproto3.NoticeResponse{Severity: severity, SeverityUnlocalized: severity, Code: code,
 		Message: "pgwarden: a notice is hidden because this transaction reads masked columns"}).Encode(nil)
+	return out
+}
+
+// errorWithoutDetail returns the server's error without its detail, hint,
+// context and internal query, which may quote values.
+func errorWithoutDetail(body []byte, code string) []byte {
+	var e pgproto3.ErrorResponse
+	if err := e.Decode(body); err != nil {
+		return scrubbedError(code)
+	}
+	e.Detail, e.Hint, e.Where, e.InternalQuery, e.InternalPosition = "", "", "", "", 0
+	out, err := e.Encode(nil)
+	if err != nil {
+		return scrubbedError(code)
+	}
 	return out
 }
 

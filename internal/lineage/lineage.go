@@ -244,9 +244,10 @@ func (a *analyzer) statement(m proto.Message) {
 		if inner.plan.Refusal != "" {
 			a.refuse("%s", inner.plan.Refusal)
 		}
+		// Its estimates come from the planner's statistics of the masked
+		// columns its conditions name; with ANALYZE it runs.
+		a.infer(inner.plan.Inference)
 		if explainAnalyze(n) {
-			// It runs: what it infers or stores counts.
-			a.infer(inner.plan.Inference)
 			a.flow(inner.plan.Flows)
 		}
 	case *pg_query.DeclareCursorStmt:
@@ -324,6 +325,8 @@ func (a *analyzer) returning(list []*pg_query.Node, sc *scope) {
 // client's data (nothing masked flows).
 func (a *analyzer) copyStmt(n *pg_query.CopyStmt) {
 	if n.IsFrom {
+		// Its errors (a constraint violated) may quote stored values.
+		a.touch(allTaint(a.rangeVar(n.Relation, &scope{}).cols))
 		if n.WhereClause != nil {
 			a.infer(a.expr(n.WhereClause, &scope{entries: []*entry{a.rangeVar(n.Relation, &scope{})}}))
 		}
@@ -345,15 +348,23 @@ func (a *analyzer) copyStmt(n *pg_query.CopyStmt) {
 			if v.Boolval {
 				arg = "true"
 			}
+		case *pg_query.Integer:
+			arg = fmt.Sprint(v.Ival)
+		case *pg_query.Float:
+			arg = v.Fval
 		case nil:
 			arg = "true"
+		default:
+			a.refuse("a COPY option the gateway cannot read")
 		}
 		opts := &p.CopyOptions
 		switch d.Defname {
 		case "format":
-			p.CopyBinary, opts.CSV = arg == "binary", arg == "csv"
+			f := strings.ToLower(arg)
+			p.CopyBinary, opts.CSV = f == "binary", f == "csv"
 		case "header":
-			opts.Header = arg != "false" && arg != "off" && arg != "0"
+			h := strings.ToLower(arg)
+			opts.Header = h != "false" && h != "off" && h != "0"
 		case "delimiter":
 			opts.Delimiter = arg
 		case "quote":
@@ -403,6 +414,11 @@ func (a *analyzer) with(w *pg_query.WithClause, parent *scope) *scope {
 		if !ok {
 			a.refuse("a WITH item the gateway does not know")
 			continue
+		}
+		if cte.SearchClause != nil || cte.CycleClause != nil {
+			if t := a.any(cte); len(t) > 0 {
+				a.refuse("SEARCH and CYCLE over masked columns are not supported")
+			}
 		}
 		var cols []Column
 		switch q := unwrap(cte.Ctequery).(type) {
@@ -480,6 +496,10 @@ func (a *analyzer) query(n *pg_query.SelectStmt, outer *scope) []Column {
 	a.infer(a.expr(n.HavingClause, sc))
 	for _, g := range n.GroupClause {
 		a.infer(a.byOutput(g, sc, cols))
+		if _, ok := unwrap(g).(*pg_query.GroupingSet); ok {
+			// Positions inside ROLLUP, CUBE or GROUPING SETS: any output.
+			a.infer(allTaint(cols))
+		}
 	}
 	for _, w := range n.WindowClause {
 		a.infer(a.expr(w, sc))
@@ -600,8 +620,9 @@ func (a *analyzer) fromItem(it *pg_query.Node, sc *scope) {
 		}
 	case *pg_query.RangeFunction:
 		// Its columns are unknown; what its arguments carry, every column
-		// may carry.
+		// may carry, and how many rows it returns depends on them.
 		e := &entry{all: a.derived(n, sc)}
+		a.infer(e.all)
 		if n.Alias != nil {
 			e.name = n.Alias.Aliasname
 		}
@@ -609,6 +630,9 @@ func (a *analyzer) fromItem(it *pg_query.Node, sc *scope) {
 	case *pg_query.RangeTableSample:
 		a.fromItem(n.Relation, sc)
 		a.infer(a.expr(n.Repeatable, sc))
+		for _, arg := range n.Args {
+			a.infer(a.expr(arg, sc))
+		}
 	case nil:
 	default:
 		// XMLTABLE, JSON_TABLE and the like: every column carries what
@@ -916,6 +940,14 @@ func (a *analyzer) derived(m proto.Message, sc *scope) Taint {
 			t = t.Union(allTaint(a.query(v, sc)))
 			return false
 		case *pg_query.FuncCall:
+			if len(v.Funcname) > 0 && setReturning[stringOf(v.Funcname[len(v.Funcname)-1])] {
+				// How many rows it returns depends on its arguments.
+				var args Taint
+				for _, arg := range v.Args {
+					args = args.Union(a.expr(arg, sc))
+				}
+				a.infer(args)
+			}
 			if len(v.Funcname) > 0 && sinkFunctions[stringOf(v.Funcname[len(v.Funcname)-1])] {
 				var args Taint
 				for _, arg := range v.Args {
@@ -927,6 +959,18 @@ func (a *analyzer) derived(m proto.Message, sc *scope) Taint {
 		return true
 	})
 	return t
+}
+
+// setReturning are built-in set-returning functions: the number of rows
+// they return is a function of their arguments.
+var setReturning = map[string]bool{
+	"generate_series": true, "generate_subscripts": true, "unnest": true, "regexp_matches": true,
+	"regexp_split_to_table": true, "string_to_table": true, "json_array_elements": true,
+	"json_array_elements_text": true, "jsonb_array_elements": true, "jsonb_array_elements_text": true,
+	"json_each": true, "json_each_text": true, "jsonb_each": true, "jsonb_each_text": true,
+	"json_object_keys": true, "jsonb_object_keys": true, "jsonb_path_query": true, "json_populate_recordset": true,
+	"jsonb_populate_recordset": true, "json_to_recordset": true, "jsonb_to_recordset": true, "ts_stat": true,
+	"ts_parse": true, "ts_token_type": true, "pg_options_to_table": true, "xpath_table": true, "unnest_range": true,
 }
 
 // sinkFunctions are built-in functions that carry their arguments out of
