@@ -68,7 +68,10 @@ func (p *Proxy) forwardCancel(key wire.CancelKey) {
 		return
 	}
 	if s.hold.withdraw() {
+		// The statement the client waits for has not reached the server:
+		// a cancel sent there now could only hit a later statement.
 		s.log.Info("pgwarden: cancel request withdrew the approval request")
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cancelTimeout)
 	defer cancel()
