@@ -309,6 +309,11 @@ func (s *clientSession) forwardBind(m wire.Message, o op, name string) *session.
 	}
 	clear(pp)
 	defer clear(params)
+	if (d.Verdict == policy.Allow || d.Verdict == policy.Approve) && s.masking != nil {
+		if md, refused := s.judgeMaskedBind(st); refused {
+			d = md
+		}
+	}
 	if d.Verdict == policy.Approve {
 		d, o.refusedCode = s.approval(st, d, recordedParams(params))
 	}

@@ -67,7 +67,7 @@ func (s *clientSession) judge(st *statement, stage policy.Stage, params []policy
 			Reason: "Prepared; running it needs a person's approval (asked at Bind, with its parameters)."}
 	}
 	if (d.Verdict == policy.Allow || d.Verdict == policy.Approve) && stage != policy.StageBind && s.masking != nil {
-		if md, refused := s.judgeMasks(st); refused {
+		if md, refused := s.judgeMasks(st, sts); refused {
 			s.log.Info("pgwarden: statement refused for masking", "rule", md.Rule, "seq", st.seq)
 			return md
 		}

@@ -277,7 +277,7 @@ func ruleNames(rules mask.Rules, t lineage.Taint) string {
 // judgeMasks works out the mask plans of an allowed statement, or refuses
 // it: st.masks gets one plan per analysed statement (nil when it returns
 // nothing masked).
-func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
+func (s *clientSession) judgeMasks(st *statement, resolved []*policy.Statement) (policy.Decision, bool) {
 	m := s.masking
 	st.masks, st.maskTouched = nil, false
 	if m.cat.tables && len(st.analysis) > 1 {
@@ -305,10 +305,12 @@ func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 		m.stale, m.ddlInTx = true, false
 	}
 	reload := s.txStatus.Load() != 'E' // nothing but the end of an aborted transaction runs
+	onlyTx := true
 	for _, a := range st.analysis {
-		if a.Kind == policy.KindTransaction {
-			reload = false // COMMIT, ROLLBACK, SAVEPOINT read no relation
-		}
+		onlyTx = onlyTx && a.Kind == policy.KindTransaction
+	}
+	if onlyTx {
+		reload = false // COMMIT, ROLLBACK, SAVEPOINT read no relation
 	}
 	if need, must := m.needsCatalog(st.analysis); need && reload {
 		d, err := s.reloadMaskCatalog()
@@ -319,7 +321,7 @@ func (s *clientSession) judgeMasks(st *statement) (policy.Decision, bool) {
 			return *d, true
 		}
 	}
-	for _, a := range st.analysis {
+	for _, a := range resolved { // EXECUTE's Inner is what it runs
 		if why := m.unseenCode(a); why != "" {
 			return maskRefusal("mask-runtime", "Masking applies to this session, and the statement may run code the gateway cannot see into (%s): it could return masked values unmasked.", why), true
 		}
@@ -419,6 +421,37 @@ func (m *sessionMasking) chainMasked(st *statement) bool {
 		}
 	}
 	return false
+}
+
+// judgeMaskedBind checks a Bind of st, with masking on, against the
+// catalog as it is when the statement runs, not when it was parsed: a
+// schema change (a trigger, a function) may have run in between. It
+// returns a refusal, and marks the catalog stale when the Bind runs a
+// schema change.
+func (s *clientSession) judgeMaskedBind(st *statement) (policy.Decision, bool) {
+	m := s.masking
+	if !m.cat.tables {
+		return policy.Decision{}, false
+	}
+	if m.stale && s.txStatus.Load() != 'E' {
+		d, err := s.reloadMaskCatalog()
+		if err != nil {
+			return maskRefusal("mask-new-relation", "The session ended while the gateway read the catalog."), true
+		}
+		if d != nil {
+			return *d, true
+		}
+	}
+	sts, _ := s.names.Resolve(st.analysis, s.info.UpstreamUser)
+	for _, a := range sts {
+		if why := m.unseenCode(a); why != "" {
+			return maskRefusal("mask-runtime", "Masking applies to this session, and the statement may run code the gateway cannot see into (%s): it could return masked values unmasked.", why), true
+		}
+	}
+	if changesSchema(st.analysis) {
+		m.stale = true
+	}
+	return policy.Decision{}, false
 }
 
 // checkMaskPlan refuses what cannot be masked soundly.
@@ -655,6 +688,11 @@ func (c *cellMask) detectText(v, scratch []byte) (text []byte, ok bool) {
 	return nil, false
 }
 
+// textless are types whose values cannot carry text: bool, date, time,
+// timetz, timestamp, timestamptz, interval, uuid, oid, inet, cidr, macaddr.
+var textless = map[uint32]bool{16: true, 1082: true, 1083: true, 1266: true, 1114: true, 1184: true,
+	1186: true, 2950: true, 26: true, 869: true, 650: true, 829: true}
+
 // passes reports whether a cell goes through unmasked because the
 // detectors of its mask find nothing in it.
 func (c *cellMask) passes(v []byte) bool {
@@ -664,7 +702,10 @@ func (c *cellMask) passes(v []byte) bool {
 	var scratch [24]byte
 	text, ok := c.detectText(v, scratch[:])
 	if !ok {
-		return c.passUnreadable
+		// Only types that cannot hold text pass unread (a rule for every
+		// result); records, arrays, bytea, JSON and numbers in binary are
+		// masked whole.
+		return c.passUnreadable && textless[c.typ]
 	}
 	return !detectsAny(c.detectors, text)
 }
