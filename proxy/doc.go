@@ -82,15 +82,22 @@
 // query_to_xml and table_to_xml (mask-runtime); the planner statistics
 // (mask-statistics); COPY TO in binary format of masked columns
 // (mask-copy-binary); FETCH from a cursor not declared through the gateway
-// (mask-cursor). The gateway reads the catalog again, on the session's
+// (mask-cursor); DDL on masked relations, which could rename, move or
+// re-type their columns (mask-ddl; an exempt identity must do it); calls
+// of functions or operators named like ones defined in the database, and
+// changes of rows of tables with user triggers (mask-runtime); a schema
+// change followed by other statements in one query string
+// (mask-new-relation). A Bind is checked again against the catalog as it
+// is when it runs. The gateway reads the catalog again, on the session's
 // connection once the server has answered what came before, after the
 // session changed the schema and before a statement that reads a relation
 // the catalog does not know (a new view over a masked table, a new
 // partition); when it cannot wait (in a pipeline without a Sync, in an
 // aborted transaction) the statement is refused (mask-new-relation).
-// The server's error for a statement that reads masked columns is
-// replaced by a generic one with the same SQLSTATE: a failed cast would
-// echo the value.
+// The server's error for a statement that reads masked columns, or for
+// anything later in its transaction, is replaced by a generic one with the
+// same SQLSTATE: a failed cast would echo the value; other errors lose
+// their detail and context, which quote rows and keys.
 //
 // COPY TO STDOUT in text and CSV formats is masked row by row: each row is
 // taken apart with the statement's options (delimiter, quote, escape,
