@@ -124,7 +124,9 @@ type decideRequest struct {
 // (X-Pgwarden-Approver) decides the pending request. 401 for missing or
 // wrong approver credentials; 403 when the approver may not decide it
 // (not in its approver groups, or approving their own request); 404 for
-// no such request; 409 when it is not pending any more.
+// no such request; 409 when it is not pending any more; 500 when the
+// gateway records and the decision could not be recorded (it is not
+// applied then).
 func (a *adminAPI) decide(w http.ResponseWriter, r *http.Request, approve bool) {
 	store := a.approvalStore(w)
 	if store == nil {
@@ -156,7 +158,19 @@ func (a *adminAPI) decide(w http.ResponseWriter, r *http.Request, approve bool) 
 		}
 		return
 	}
-	rec, err := store.Decide(r.Context(), id, approve, approver, req.Comment)
+	// With recording, the decision is recorded before it is applied, and
+	// not applied when it cannot be (see approvals_ledger.go).
+	ledger, ok := a.beginDecision(w, r, store, id, approve, approver, req.Comment)
+	if !ok {
+		return
+	}
+	dctx, dcancel := ledger.applyContext(r)
+	defer dcancel()
+	rec, err := store.Decide(dctx, id, approve, approver, req.Comment)
+	if lerr := ledger.finish(dctx, err); lerr != nil {
+		a.log.Error("pgwarden: admin API: the decision's ledger could not be completed (it records the decision asked for)",
+			"request", id, "ledger", ledger.id, "err", lerr)
+	}
 	if err != nil {
 		a.log.Warn("pgwarden: admin API: approval decision refused", "request", id, "approve", approve,
 			"approver", approver.Subject, "approver_issuer", approver.Issuer, "remote", r.RemoteAddr, "err", err)

@@ -85,7 +85,7 @@ func openStores(ctx context.Context, cfg *config, logger *slog.Logger, only ...s
 		return nil, err
 	}
 	if r.Dir != "" && want("dir") {
-		j, err := journal.Open(string(r.Dir), r.Key.Secret, journal.Options{Logger: logger, Durable: statementsOnly})
+		j, err := journal.Open(string(r.Dir), r.Key.Secret, journal.Options{Logger: logger, Durable: writeAhead})
 		if errors.Is(err, journal.ErrLocked) {
 			return fail(cfg.problemAt("recording.dir", "%w: another gateway records to it (give each gateway its own directory)", err))
 		}
@@ -95,7 +95,7 @@ func openStores(ctx context.Context, cfg *config, logger *slog.Logger, only ...s
 		stores = append(stores, namedStore{path: "recording.dir", store: j})
 	}
 	if !r.Postgres.IsZero() && want("postgres") {
-		s, err := pgstore.Open(ctx, r.Postgres.Secret, r.Key.Secret, pgstore.Options{Logger: logger, Durable: statementsOnly})
+		s, err := pgstore.Open(ctx, r.Postgres.Secret, r.Key.Secret, pgstore.Options{Logger: logger, Durable: writeAhead})
 		if err != nil {
 			// pgstore's errors never quote the connection string.
 			return fail(cfg.problemAt("recording.postgres", "%w", err))
@@ -152,11 +152,15 @@ func (g *gateway) recordingStores() string {
 	return strings.Join(names, ",")
 }
 
-// statementsOnly makes the stores wait for the disk (or the audit
-// database's commit) only for statement events (and the seal): the
+// writeAhead makes the stores wait for the disk (or the audit database's
+// commit) only for statement and approval events (and the seal): the
 // write-ahead promise is that a statement is stored before it reaches the
-// server. Results, credential events and the session's start and end are
+// server, and a decision (and a session's approval of a statement)
+// before it is applied. Approval events are rare, and wait for a person
+// anyway. Results, credential events and the session's start and end are
 // written at once and reach the disk with the next sync; the file store
 // loses none of them when the gateway process crashes, only on a power
 // failure.
-func statementsOnly(k session.EventKind) bool { return k == session.KindStatement }
+func writeAhead(k session.EventKind) bool {
+	return k == session.KindStatement || k == session.KindApproval
+}

@@ -374,6 +374,8 @@ func eventLabel(ev session.Event) string {
 		return fmt.Sprintf("result of statement #%d", ev.Result.Seq)
 	case ev.Credential != nil:
 		return "credential " + string(ev.Credential.Action)
+	case ev.Approval != nil:
+		return "approval " + string(ev.Approval.Action)
 	}
 	return orDash(string(ev.Kind))
 }
@@ -489,6 +491,8 @@ func describeEvent(ev session.Event, sql map[int64]string) []string {
 			line += ", expires " + reviewTime(c.ExpiresAt)
 		}
 		return []string{printable(line)}
+	case ev.Approval != nil:
+		return []string{approvalLine(ev.Approval)}
 	case ev.End != nil:
 		e := ev.End
 		line := fmt.Sprintf("session end: %s after %d statements", e.Reason, e.Statements)
