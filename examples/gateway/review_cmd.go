@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -92,37 +91,7 @@ func readAdminToken(file string) (string, error) {
 // fetchReview asks the admin API at base for the review and returns its
 // JSON. Errors never contain the token.
 func fetchReview(ctx context.Context, base *url.URL, token string, stale time.Duration) ([]byte, error) {
-	u := base.JoinPath("leases")
-	u.RawQuery = url.Values{"stale": {stale.String()}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("reading the answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
-		msg := resp.Status
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			msg += ": " + e.Error
-		}
-		if resp.StatusCode == http.StatusUnauthorized {
-			msg += " (is the token the gateway's admin.token?)"
-		}
-		return nil, errors.New("the admin API answered " + msg)
-	}
-	return body, nil
+	return adminCall(ctx, http.MethodGet, base, "leases", url.Values{"stale": {stale.String()}}.Encode(), token, nil, nil)
 }
 
 // printReview prints the report as an aligned table.
