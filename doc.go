@@ -12,11 +12,13 @@
 //	                          ├─ credstore.Store(identity) ──> database credential (never shown to the client)
 //	                          ├─ upstream login with pgx's pgconn (SCRAM/MD5/TLS), then raw frames
 //	                          │
-//	statements ──> analysis (PostgreSQL's grammar, cached) ──> policy.Policy ──> allow / block / terminate
+//	statements ──> analysis (PostgreSQL's grammar, cached) ──> policy.Policy ──> allow / block / terminate / approve
+//	                          ├─ policy.Approver: a person approves a held or deferred statement
+//	                          ├─ lineage + catalog: refuse what cannot be masked soundly
 //	                          ├─ session.Recorder: the statement is recorded before it is forwarded
 //	                          ▼
 //	                        PostgreSQL
-//	results    <── forwarded as raw frames, matched to the request that caused them
+//	results    <── raw frames, matched to the request that caused them; masked cells rewritten (mask.Rules)
 //
 // proxy.Proxy composes the parts. It is configured by exported fields, like
 // http.Server, and its zero value refuses everybody: with no Authenticator
@@ -38,6 +40,13 @@
 //     combine with FirstMatch and Strictest; policy.RuleSet declares them;
 //     policy.Func adapts any function; policy/policytest unit-tests a
 //     policy without a database.
+//   - policy.Approver: who approves a statement a policy holds for a person?
+//     policy/approval keeps requests in memory or in PostgreSQL, shared by
+//     several gateways.
+//   - mask.Masker and mask.Detector: how is a masked value hidden, and which
+//     cells hold sensitive content? proxy.Proxy.Masks (mask.Rules) names the
+//     masked columns; the gateway follows every value through the parse tree
+//     and refuses what it cannot mask.
 //   - session.Recorder: where does the record of each session go?
 //     session.Discard, Multi and BestEffort compose recorders.
 //
