@@ -50,7 +50,8 @@
 //   - session.Recorder: where does the record of each session go?
 //     session.Discard, Multi and BestEffort compose recorders.
 //
-// Each is a one-method interface with a Func adapter; each package's
+// Each is a small interface (one method, but for mask.Detector, which also
+// has a Name) with a Func adapter where it has one method; each package's
 // documentation states the contract an implementation must keep
 // (concurrency, context, ownership, errors).
 //
