@@ -4,8 +4,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -217,30 +215,8 @@ func TestExampleConfigApprovals(t *testing.T) {
 		"PGWARDEN_APPROVALS_WEBHOOK_TOKEN": "webhook-token"} {
 		t.Setenv(k, v)
 	}
-	data, err := os.ReadFile("pgwarden.example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(data), "\n")
-	for _, block := range []struct{ start, body string }{{"# admin:", "#   "}, {"# approvals:", "#   "},
-		{"    # - name: deletes-need-approval", "    #   "}} {
-		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, block.start) })
-		if i < 0 {
-			t.Fatalf("no %q in the example", block.start)
-		}
-		for j := i; j < len(lines) && (j == i || strings.HasPrefix(lines[j], block.body)); j++ {
-			lines[j] = strings.Replace(lines[j], "# ", "", 1)
-		}
-	}
-	path := filepath.Join(t.TempDir(), "pgwarden.yaml")
-	writeCerts(t, filepath.Dir(path))
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, _ := loadExampleUncommented(t, commentedBlock{"# admin:", "#   "}, commentedBlock{"# approvals:", "#   "},
+		commentedBlock{"    # - name: deletes-need-approval", "    #   "})
 	a := cfg.Approvals
 	if r := cfg.Policy.Rules[len(cfg.Policy.Rules)-1]; r.Name != "deletes-need-approval" || r.Verdict != "approve" || r.Approve == nil ||
 		r.Approve.Grant != "30m" || !slices.Equal(r.Approve.Approvers, []string{"ops"}) {

@@ -587,24 +587,21 @@ func TestExampleConfig(t *testing.T) {
 	}
 }
 
-// TestExampleConfigCommentedSections uncomments the example's
-// credentials.dynamic, admin, recording and telemetry sections and loads
-// the result.
-func TestExampleConfigCommentedSections(t *testing.T) {
-	t.Setenv("APP_RO_PASSWORD", "app-ro-secret")
-	t.Setenv("APP_OPS_PASSWORD", "app-ops-secret")
-	t.Setenv("BOB_PASSWORD", "bob-secret")
-	t.Setenv("IDP_INTROSPECTION_SECRET", "introspection-secret")
-	t.Setenv("PGWARDEN_ADMIN_DSN", "host=127.0.0.1 user=pgwarden_admin dbname=app")
-	t.Setenv("PGWARDEN_ADMIN_TOKEN", testAdminToken)
-	t.Setenv("PGWARDEN_AUDIT_DSN", "host=127.0.0.1 user=pgwarden_recorder dbname=audit")
-	t.Setenv("PGWARDEN_RECORDING_KEY", testRecordingKey)
+// commentedBlock is a commented-out block of the example configuration:
+// the line it starts with, and the prefix of its following lines.
+type commentedBlock struct{ start, body string }
+
+// loadExampleUncommented loads pgwarden.example.yaml with blocks
+// uncommented (written, with certificates, to a temporary directory), and
+// returns the configuration and its path.
+func loadExampleUncommented(t *testing.T, blocks ...commentedBlock) (*config, string) {
+	t.Helper()
 	data, err := os.ReadFile("pgwarden.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(string(data), "\n")
-	for _, block := range []struct{ start, body string }{{"  # dynamic:", "  #   "}, {"# admin:", "#   "}, {"# recording:", "#   "}, {"# telemetry:", "#   "}} {
+	for _, block := range blocks {
 		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, block.start) })
 		if i < 0 {
 			t.Fatalf("no %q in the example", block.start)
@@ -622,6 +619,23 @@ func TestExampleConfigCommentedSections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg, path
+}
+
+// TestExampleConfigCommentedSections uncomments the example's
+// credentials.dynamic, admin, recording and telemetry sections and loads
+// the result.
+func TestExampleConfigCommentedSections(t *testing.T) {
+	t.Setenv("APP_RO_PASSWORD", "app-ro-secret")
+	t.Setenv("APP_OPS_PASSWORD", "app-ops-secret")
+	t.Setenv("BOB_PASSWORD", "bob-secret")
+	t.Setenv("IDP_INTROSPECTION_SECRET", "introspection-secret")
+	t.Setenv("PGWARDEN_ADMIN_DSN", "host=127.0.0.1 user=pgwarden_admin dbname=app")
+	t.Setenv("PGWARDEN_ADMIN_TOKEN", testAdminToken)
+	t.Setenv("PGWARDEN_AUDIT_DSN", "host=127.0.0.1 user=pgwarden_recorder dbname=audit")
+	t.Setenv("PGWARDEN_RECORDING_KEY", testRecordingKey)
+	cfg, path := loadExampleUncommented(t, commentedBlock{"  # dynamic:", "  #   "}, commentedBlock{"# admin:", "#   "},
+		commentedBlock{"# recording:", "#   "}, commentedBlock{"# telemetry:", "#   "})
 	d := cfg.Credentials.Dynamic
 	if d == nil || len(d.Templates) != 2 || d.LeaseStore == nil || d.GatewayID != "gw-1" || d.AdminDSN.IsZero() {
 		t.Errorf("credentials.dynamic = %+v", d)

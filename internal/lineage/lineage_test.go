@@ -53,6 +53,22 @@ func outs(p *Plan) string {
 	return strings.Join(b, " ")
 }
 
+// checkOutputs checks that each statement is not refused and has the
+// outputs want describes (see outs).
+func checkOutputs(t *testing.T, cases []struct{ sql, want string }) {
+	t.Helper()
+	for _, c := range cases {
+		p := plan(t, c.sql)
+		if p.Refusal != "" {
+			t.Errorf("%s: refused: %s", c.sql, p.Refusal)
+			continue
+		}
+		if got := outs(p); got != c.want {
+			t.Errorf("%s:\n got %q\nwant %q", c.sql, got, c.want)
+		}
+	}
+}
+
 func TestOutputsCarryTheirColumns(t *testing.T) {
 	cases := []struct{ sql, want string }{
 		{"SELECT email FROM users", "email:0"},
@@ -86,16 +102,7 @@ func TestOutputsCarryTheirColumns(t *testing.T) {
 		{"SELECT array_agg(ssn) FILTER (WHERE id > 1) FROM users", "array_agg:1d"},
 		{"SELECT row_number() OVER (ORDER BY email) FROM users", "row_number:0d"},
 	}
-	for _, c := range cases {
-		p := plan(t, c.sql)
-		if p.Refusal != "" {
-			t.Errorf("%s: refused: %s", c.sql, p.Refusal)
-			continue
-		}
-		if got := outs(p); got != c.want {
-			t.Errorf("%s:\n got %q\nwant %q", c.sql, got, c.want)
-		}
-	}
+	checkOutputs(t, cases)
 }
 
 func TestInferenceIsFound(t *testing.T) {
@@ -183,16 +190,7 @@ func TestStatementsThatReturnRows(t *testing.T) {
 		{"DECLARE c CURSOR FOR SELECT email FROM users", "email:0"},
 		{"PREPARE p AS SELECT ssn FROM users WHERE id = $1", "ssn:1"},
 	}
-	for _, c := range cases {
-		p := plan(t, c.sql)
-		if p.Refusal != "" {
-			t.Errorf("%s: refused: %s", c.sql, p.Refusal)
-			continue
-		}
-		if got := outs(p); got != c.want {
-			t.Errorf("%s:\n got %q\nwant %q", c.sql, got, c.want)
-		}
-	}
+	checkOutputs(t, cases)
 	if p := plan(t, "COPY users TO STDOUT (FORMAT binary)"); !p.CopyBinary || !p.Copy {
 		t.Errorf("binary COPY not noticed: %+v", p)
 	}
