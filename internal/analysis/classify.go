@@ -8,7 +8,6 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/pgwarden/pgwarden/policy"
 )
@@ -645,21 +644,26 @@ func (w *walker) walkFields(m proto.Message, skip ...string) {
 	if m == nil {
 		return
 	}
+	// Fields are visited in their declared order, which is the order of
+	// the SQL text; protobuf's Range order is unspecified and differs
+	// between builds, and the analysis must not.
 	r := m.ProtoReflect()
-	r.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Message() == nil || fd.IsMap() || slices.Contains(skip, string(fd.Name())) {
-			return true
+	fields := r.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if fd.Message() == nil || fd.IsMap() || !r.Has(fd) || slices.Contains(skip, string(fd.Name())) {
+			continue
 		}
+		v := r.Get(fd)
 		if fd.IsList() {
 			l := v.List()
-			for i := range l.Len() {
-				w.walk(l.Get(i).Message().Interface())
+			for j := range l.Len() {
+				w.walk(l.Get(j).Message().Interface())
 			}
-			return true
+			continue
 		}
 		w.walk(v.Message().Interface())
-		return true
-	})
+	}
 }
 
 // unwrap returns the message a Node holds, or nil.

@@ -7,7 +7,6 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Taint is a set of masking rules, by index, whose columns' values flow
@@ -1028,20 +1027,25 @@ func walk(m proto.Message, fn func(proto.Message) bool) {
 	if !fn(m) {
 		return
 	}
-	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Message() == nil || fd.IsMap() {
-			return true
+	// Declared field order, not protobuf's Range order, which is
+	// unspecified and differs between builds.
+	r := m.ProtoReflect()
+	fields := r.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if fd.Message() == nil || fd.IsMap() || !r.Has(fd) {
+			continue
 		}
+		v := r.Get(fd)
 		if fd.IsList() {
 			l := v.List()
-			for i := range l.Len() {
-				walk(l.Get(i).Message().Interface(), fn)
+			for j := range l.Len() {
+				walk(l.Get(j).Message().Interface(), fn)
 			}
-			return true
+			continue
 		}
 		walk(v.Message().Interface(), fn)
-		return true
-	})
+	}
 }
 
 // unwrap returns the message a Node holds, or nil.
