@@ -241,6 +241,13 @@ policy:
       min_chain_depth: 3
       writes: true
       reason: Agents three or more hops away from a person may only read.
+  masks:                  # try: select name, email, ssn from users;
+    - column: public.users.email
+      method: email
+      keep_domain: true
+    - column: public.users.ssn
+      method: partial
+      keep_last: 4
 log:
   level: info
   format: text
@@ -271,6 +278,7 @@ func (env *demoEnv) printBanner(w io.Writer) {
 	fmt.Fprintf(w, "  PGPASSWORD=\"$(cat %s)\" psql \"%s\"\n", env.personToken, shellDoubleQuoted(tokenInfo))
 	fmt.Fprintf(w, "As alice's nested agent, alice -> %s (the policy lets it only read):\n", strings.Join(demoAgents, " -> "))
 	fmt.Fprintf(w, "  PGPASSWORD=\"$(cat %s)\" psql \"%s\"\n", env.agentToken, shellDoubleQuoted(tokenInfo))
+	fmt.Fprintln(w, "Try: select name, email, ssn from users;  (email and ssn come back masked: policy.masks in the config)")
 	fmt.Fprintf(w, "Config: %s\n", env.configFile)
 	fmt.Fprintln(w, "Press Ctrl-C to stop; the database and all demo files are removed.")
 }

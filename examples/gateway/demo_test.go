@@ -69,7 +69,7 @@ func TestDemo(t *testing.T) {
 	})
 	exited := startWatched(t, cmd, stdoutW)
 
-	lines := readBanner(t, stdout, 10, 45*time.Second)
+	lines := readBanner(t, stdout, 11, 45*time.Second)
 	m := bannerRE.FindStringSubmatch(lines[0])
 	if m == nil {
 		t.Fatalf("first line %q does not match %s", lines[0], bannerRE)
@@ -96,11 +96,14 @@ func TestDemo(t *testing.T) {
 			t.Errorf("token command %q does not match %s", lines[i], tokenRE)
 		}
 	}
-	if want := "Config: " + filepath.Join(demoDir, "pgwarden.yaml"); lines[8] != want {
+	if !strings.HasPrefix(lines[8], "Try: select name, email, ssn from users;") {
+		t.Errorf("masking hint = %q", lines[8])
+	}
+	if want := "Config: " + filepath.Join(demoDir, "pgwarden.yaml"); lines[9] != want {
 		t.Errorf("config line = %q, want %q", lines[8], want)
 	}
-	if want := "Press Ctrl-C to stop; the database and all demo files are removed."; lines[9] != want {
-		t.Errorf("last line = %q, want %q", lines[9], want)
+	if want := "Press Ctrl-C to stop; the database and all demo files are removed."; lines[10] != want {
+		t.Errorf("last line = %q, want %q", lines[10], want)
 	}
 	configText, err := os.ReadFile(filepath.Join(demoDir, "pgwarden.yaml"))
 	if err != nil {
@@ -118,6 +121,15 @@ func TestDemo(t *testing.T) {
 	out, err := psql.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "10" {
 		t.Fatalf("psql: %v, output %q; want 10", err, out)
+	}
+
+	// The masking hint, as printed: addresses keep only their domain, SSNs
+	// their last four digits; no plaintext reaches psql.
+	hint := strings.SplitN(lines[8], ";", 2)[0] + ";"
+	hint = strings.TrimPrefix(hint, "Try: ")
+	out, err = exec.CommandContext(ctx, "sh", "-c", lines[2]+` -X -At -c "`+hint+`"`).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "Ada Lovelace|***@example.com|***0001\n") || strings.Contains(string(out), "ada@") || strings.Contains(string(out), "900-12") {
+		t.Errorf("masked select %q: %v, output %q; want e-mail and SSN masked", hint, err, out)
 	}
 
 	// The printed token commands: alice's own token, and her sub-agent's
