@@ -235,16 +235,18 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 				Message: fmt.Sprintf("pgwarden: %s changed to %q, which makes the server read statements differently from the gateway", name, value)})
 			return nil, errSessionOver
 		}
-		if string(name) == settingAppName && string(value) != s.identity[settingAppName] {
-			// Only code the gateway could not see gets here: SET is refused.
-			s.log.Error("pgwarden: application_name changed at run time; session ended")
-			s.end(session.EndProtocolError, &session.Error{Code: session.CodeInsufficientPrivilege,
-				Message: "pgwarden: code the gateway could not see changed application_name, which carries this session's identity; the session is ended"})
-			return nil, errSessionOver
-		}
 		if string(name) == settingAppName {
+			clientApp, ok := clientAppName(s.info.Identity, string(value))
+			if !ok {
+				// Only code the gateway could not see gets here: a SET is
+				// rewritten to keep the identity, set_config is refused.
+				s.log.Error("pgwarden: application_name changed at run time; session ended")
+				s.end(session.EndProtocolError, &session.Error{Code: session.CodeInsufficientPrivilege,
+					Message: "pgwarden: code the gateway could not see changed application_name, which carries this session's identity; the session is ended"})
+				return nil, errSessionOver
+			}
 			// The client sees the name it chose, as without the gateway.
-			return clientAppNameStatus(s.info.ApplicationName), nil
+			return clientAppNameStatus(clientApp), nil
 		}
 	default:
 		// Authentication requests, BackendKeyData (which would reveal the

@@ -219,6 +219,8 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 		default:
 			raw = refusedQuery
 		}
+	} else if kind != opFunctionCall {
+		raw = s.keepIdentityInAppName(raw, kind, st)
 	}
 	if err := s.sendStatement(raw, kind, st, start); err != nil {
 		return err

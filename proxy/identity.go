@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgwarden/pgwarden/internal/judge"
 	"github.com/pgwarden/pgwarden/session"
 )
 
@@ -13,9 +14,11 @@ import (
 // (startup parameters), readable by triggers and functions with
 // current_setting('pgwarden.subject'), and in application_name, which
 // pg_stat_activity shows. Clients cannot change them: statements that set
-// them are refused (rule "identity-settings"), application_name changes
-// reported by the server end the session, and after code the gateway
-// cannot see, the run-time barrier checks them.
+// them are refused (rule "identity-settings"), but for a lone SET of
+// application_name, which runs with the identity kept in front of the
+// client's value; an application_name reported by the server that the
+// gateway did not make ends the session, and after code the gateway
+// cannot see, the run-time barrier checks the pgwarden.* settings.
 const (
 	settingSubject = "pgwarden.subject"
 	settingIssuer  = "pgwarden.issuer"
@@ -84,6 +87,49 @@ func taggedAppName(id session.Identity, clientApp string) string {
 		s = s[:maxAppName]
 	}
 	return string(s)
+}
+
+// keepIdentityInAppName returns the message to send for an allowed Query
+// or Parse: raw, or, for a lone SET application_name (judge.AppNameSet),
+// the same SET of the tagged name, so the client names itself and the
+// server still shows who it is. The recording keeps the client's text.
+func (s *clientSession) keepIdentityInAppName(raw []byte, kind opKind, st *statement) []byte {
+	value, local, ok := judge.AppNameSet(st.analysis)
+	if !ok {
+		return raw
+	}
+	scope := ""
+	if local {
+		scope = "LOCAL "
+	}
+	sql := "SET " + scope + "application_name = " + quoteLiteral(taggedAppName(s.info.Identity, value))
+	var out []byte
+	if kind == opParse {
+		out, _ = (&pgproto3.Parse{Name: st.name, Query: sql, ParameterOIDs: st.paramTypes}).Encode(nil)
+	} else {
+		out, _ = (&pgproto3.Query{String: sql}).Encode(nil)
+	}
+	return out
+}
+
+// clientAppName is the application_name the client set, from one the
+// server reports: ok only when the value is one the gateway made for this
+// session's identity (at login, or by keepIdentityInAppName), possibly cut
+// to the server's length inside the separator.
+func clientAppName(id session.Identity, value string) (string, bool) {
+	base := taggedAppName(id, "")
+	rest, ok := strings.CutPrefix(value, base)
+	switch {
+	case !ok:
+		return "", false
+	case rest == "":
+		return "", true
+	case strings.HasPrefix(rest, " | "):
+		return rest[len(" | "):], true
+	case len(value) == maxAppName && strings.HasPrefix(" | ", rest):
+		return "", true
+	}
+	return "", false
 }
 
 // clientAppNameStatus is the ParameterStatus for application_name that the

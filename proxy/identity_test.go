@@ -472,8 +472,7 @@ func TestIdentitySettingsCannotBeOverwritten(t *testing.T) {
 
 	t.Run("statements", func(t *testing.T) {
 		refused := []string{
-			"SET application_name = 'x'",
-			"SET SESSION application_name TO 'pgwarden:mallory'",
+			"SET application_name = 'x'; SELECT 1",
 			"SET pgwarden.subject = 'mallory'",
 			"SET \"PGWARDEN\".subject = 'mallory'",
 			"SET pgwarden.session_id = 'other'",
@@ -514,6 +513,59 @@ func TestIdentitySettingsCannotBeOverwritten(t *testing.T) {
 					if _, err := rulesRun(ctx, conn, m.mode, sql); err != nil {
 						t.Errorf("%q: %v", sql, err)
 					}
+				}
+				wantIntact(t, conn)
+			})
+		}
+	})
+
+	// A lone SET application_name (pgjdbc sends one after login) runs with
+	// the identity kept in front of the client's name; the client sees its
+	// own name, as without the gateway.
+	t.Run("SET application_name", func(t *testing.T) {
+		for _, m := range rulesModes {
+			t.Run(m.name, func(t *testing.T) {
+				conn := identConnect(t, ig.config(t, token))
+				appName := func() string {
+					t.Helper()
+					return identQuerySettings(t, conn).appName
+				}
+				for _, c := range []struct{ sql, client, server string }{
+					{"SET application_name = 'PostgreSQL JDBC Driver'", "PostgreSQL JDBC Driver", "pgwarden:alice via ci-job | PostgreSQL JDBC Driver"},
+					{"SET SESSION application_name TO 'pgwarden:mallory'", "pgwarden:mallory", "pgwarden:alice via ci-job | pgwarden:mallory"},
+					{"set application_name = 'it''s'", "it's", "pgwarden:alice via ci-job | it's"},
+				} {
+					if _, err := rulesRun(ctx, conn, m.mode, c.sql); err != nil {
+						t.Fatalf("%q: %v", c.sql, err)
+					}
+					if got := appName(); got != c.server {
+						t.Errorf("%q: the server's application_name = %q, want %q", c.sql, got, c.server)
+					}
+					if got := conn.PgConn().ParameterStatus("application_name"); got != c.client {
+						t.Errorf("%q: the client's ParameterStatus application_name = %q, want %q", c.sql, got, c.client)
+					}
+				}
+				// SET LOCAL lasts until the transaction ends.
+				if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := rulesRun(ctx, conn, m.mode, "SET LOCAL application_name = 'batch'"); err != nil {
+					t.Fatal(err)
+				}
+				if got := appName(); got != "pgwarden:alice via ci-job | batch" {
+					t.Errorf("after SET LOCAL: %q", got)
+				}
+				if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+					t.Fatal(err)
+				}
+				if got := appName(); got != "pgwarden:alice via ci-job | it's" {
+					t.Errorf("after ROLLBACK: %q", got)
+				}
+				if _, err := rulesRun(ctx, conn, m.mode, "RESET application_name"); err != nil {
+					t.Fatal(err)
+				}
+				if got := conn.PgConn().ParameterStatus("application_name"); got != "" {
+					t.Errorf("after RESET, the client's application_name = %q, want its login value (none)", got)
 				}
 				wantIntact(t, conn)
 			})

@@ -46,6 +46,10 @@ type Names struct {
 //     gateway sets them at login, and RESET (back to the login value) is
 //     all a client may do with them.
 func GatewaySettings(sts []*policy.Statement) (policy.Decision, bool) {
+	if _, _, ok := AppNameSet(sts); ok {
+		// The gateway rewrites it to keep the identity (see AppNameSet).
+		return policy.Decision{}, false
+	}
 	for _, st := range sts {
 		for s := st; s != nil; s = s.Inner {
 			for _, set := range s.Settings {
@@ -61,6 +65,24 @@ func GatewaySettings(sts []*policy.Statement) (policy.Decision, bool) {
 		}
 	}
 	return policy.Decision{}, false
+}
+
+// AppNameSet recognises a query that is exactly one SET [SESSION | LOCAL]
+// application_name to a constant, as drivers send after login (pgjdbc
+// does, with its default ApplicationName). The gateway runs it rewritten,
+// with the session's identity kept in front of the client's value, so
+// the client can name itself as without a gateway and the server still
+// shows who it is. It returns the client's value and whether the change is
+// local to the transaction.
+func AppNameSet(sts []*policy.Statement) (value string, local bool, ok bool) {
+	if len(sts) != 1 || sts[0].Inner != nil || len(sts[0].Settings) != 1 {
+		return "", false, false
+	}
+	set := sts[0].Settings[0]
+	if set.Name != "application_name" || set.Via != "SET" || !set.Known || set.Reset {
+		return "", false, false
+	}
+	return set.Value, set.Local, true
 }
 
 // IdentitySetting reports whether a setting carries the identity to the
