@@ -11,7 +11,7 @@ FUZZ_AUTH  ?= 20000x
 FUZZ_JOURNAL ?= 5000x
 FUZZ_MASK  ?= 30000x
 
-.PHONY: build demo test check unit fuzz bench deps clean
+.PHONY: build demo test check unit compat compat-deps fuzz bench deps clean
 
 ## build: the example gateway binary, bin/pgwarden
 build:
@@ -22,7 +22,7 @@ demo: deps build
 	$(BIN) demo
 
 ## test: everything CI runs (vet, formatting, the test suite with -race, a short fuzz pass)
-test: deps check unit fuzz
+test: deps compat-deps check unit fuzz
 
 check:
 	$(GO) vet ./...
@@ -30,6 +30,14 @@ check:
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+## compat: the client compatibility matrix alone (make test runs it too, in unit)
+compat: deps compat-deps
+	$(GO) test -race -count=1 -v ./internal/compat
+
+## compat-deps: install the matrix's clients when missing (Debian packages, npm)
+compat-deps:
+	@sh .ci/compat-deps
 
 ## fuzz: a short pass of each fuzz target (the corpus is in testdata/fuzz)
 fuzz:
