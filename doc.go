@@ -27,10 +27,18 @@
 //
 // # The plugin points
 //
-//   - auth.Authenticator: who is this? auth.Static runs SCRAM-SHA-256 (with
-//     channel binding over TLS) against users from configuration.
+//   - auth.Authenticator: who is this, and through which agents? auth.NewOIDC
+//     verifies OAuth 2.0 / OIDC access tokens (sent as the password over
+//     TLS, or with SASL OAUTHBEARER) and turns RFC 8693 "act" claims into a
+//     delegation chain; auth.NewSAML verifies signed SAML assertions;
+//     auth.NewClientCert maps TLS client certificates (CN or SPIFFE ID);
+//     auth.NewStatic runs SCRAM-SHA-256 (with channel binding over TLS)
+//     against users from configuration; auth.Chain tries several.
 //   - credstore.Store: which database credential does this identity get?
-//     credstore.Static maps groups and subjects to fixed roles.
+//     credstore.NewStatic maps groups and subjects to fixed roles;
+//     credstore.NewDynamic creates a just-in-time role for each session and
+//     drops it afterwards, so that revoking an identity (Proxy.Revoke, along
+//     its whole delegation chain) leaves nothing behind.
 //   - policy.Policy: may this statement run? It decides on the statement
 //     parsed with PostgreSQL's own grammar (kind, writes, relations,
 //     functions, settings, what only runs at run time), on every protocol
@@ -48,7 +56,10 @@
 //     masked columns; the gateway follows every value through the parse tree
 //     and refuses what it cannot mask.
 //   - session.Recorder: where does the record of each session go?
-//     session.Discard, Multi and BestEffort compose recorders.
+//     session/journal writes hash-chained, sealed files (write-ahead, with
+//     group commit), session/pgstore an audit database; session.Discard,
+//     Multi and BestEffort compose recorders. Spans and metrics go to
+//     OpenTelemetry.
 //
 // Each is a small interface (one method, but for mask.Detector, which also
 // has a Name) with a Func adapter where it has one method; each package's
@@ -70,7 +81,13 @@
 // server does before anyone authorises on them. The client gets a cancel key
 // issued by the gateway; the server's key never leaves it.
 //
-// The example gateway (examples/gateway, built as bin/pgwarden) runs all of
-// this from a YAML file; `make demo` starts it in front of a throwaway
-// PostgreSQL with sample data.
+// # Examples
+//
+// examples/minimal is the smallest useful gateway (29 lines of main);
+// examples/agent embeds a gateway in an agent that hands a delegated token
+// to its child process, which never sees the database credential;
+// examples/policytest unit-tests a policy with go test. The example gateway
+// (examples/gateway, built as bin/pgwarden) runs all of this from a YAML
+// file; `make demo` starts it in front of a throwaway PostgreSQL with
+// sample data, masked columns and a development identity provider.
 package pgwarden
