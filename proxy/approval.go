@@ -73,7 +73,7 @@ func (s *clientSession) approval(st *statement, d policy.Decision, params []*str
 	s.hold.cancel, s.hold.canceled = cancel, false
 	s.hold.mu.Unlock()
 	s.telApprovalPending(1) // telemetry
-	dec, err := s.p.Approver.Approve(ctx, req)
+	dec, err := approve(ctx, s.p.Approver, req)
 	s.telApprovalPending(-1) // telemetry
 	s.hold.mu.Lock()
 	canceled := s.hold.canceled

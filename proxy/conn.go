@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -113,7 +112,7 @@ func (p *Proxy) serveConn(raw net.Conn) {
 		}
 	}
 
-	ctx := context.Background()
+	ctx := p.loginContext()
 	if lim.AuthTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, lim.AuthTimeout)
@@ -255,7 +254,7 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 		cc.log.Warn("pgwarden: no credential store configured; client refused")
 		return nil, pgError(session.CodeInvalidAuthorization, "the gateway has no credential store configured")
 	}
-	cred, err := p.Credentials.Credential(ctx, info)
+	cred, err := credential(ctx, p.Credentials, info)
 	if err != nil {
 		if errors.Is(err, credstore.ErrNoCredential) {
 			cc.log.Info("pgwarden: no credential for identity")
@@ -378,16 +377,4 @@ func (p *Proxy) unadmit() {
 	p.mu.Lock()
 	p.active--
 	p.mu.Unlock()
-}
-
-// authenticate calls the Authenticator, turning a panic in it (it runs on
-// bytes from an unauthenticated client) into a refused login rather than a
-// crashed gateway.
-func authenticate(ctx context.Context, a auth.Authenticator, req *auth.Request) (id session.Identity, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			id, err = session.Identity{}, fmt.Errorf("the authenticator panicked: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return a.Authenticate(ctx, req)
 }

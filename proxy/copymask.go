@@ -3,7 +3,6 @@ package proxy
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
 
 	"github.com/pgwarden/pgwarden/internal/lineage"
@@ -78,7 +77,8 @@ func (m *sessionMasking) newCopyMask(plan *lineage.Plan, n int) (*copyMask, erro
 
 // row appends to dst[:0] the CopyData message for data, one row, with its
 // masked fields masked, and returns how many it masked.
-func (c *copyMask) row(dst, data []byte) ([]byte, int, error) {
+func (c *copyMask) row(dst, data []byte) (_ []byte, _ int, err error) {
+	defer recoverMasker(&err)
 	dst = append(dst[:0], 'd', 0, 0, 0, 0)
 	if c.header {
 		c.header = false
@@ -105,7 +105,7 @@ func (c *copyMask) row(dst, data []byte) ([]byte, int, error) {
 			}
 			out, null, err := cm.masker.Mask(c.masked[:0], mask.Cell{Type: cm.typ, Format: mask.Text, Value: value})
 			if err != nil {
-				return nil, 0, fmt.Errorf("masking COPY column %d: %w", col+1, err)
+				return nil, 0, &maskerError{column: col + 1, copy: true, err: err}
 			}
 			c.masked = out
 			masked++

@@ -19,7 +19,8 @@ var errBadDataRow = errors.New("malformed DataRow")
 // protocol's limits, so a hostile server cannot make it read or write out of
 // bounds, and a masker's failure is an error: the unmasked value is never
 // returned. It also returns how many cells it masked.
-func maskDataRow(dst, body []byte, cells []*cellMask) ([]byte, int, error) {
+func maskDataRow(dst, body []byte, cells []*cellMask) (_ []byte, _ int, err error) {
+	defer recoverMasker(&err)
 	masked := 0
 	if len(body) < 2 {
 		return nil, 0, errBadDataRow
@@ -57,7 +58,7 @@ func maskDataRow(dst, body []byte, cells []*cellMask) ([]byte, int, error) {
 		dst = append(dst, 0, 0, 0, 0)
 		out, null, err := c.masker.Mask(dst, mask.Cell{Type: c.typ, Format: c.format, Value: v})
 		if err != nil {
-			return nil, 0, fmt.Errorf("masking column %d: %w", i+1, err)
+			return nil, 0, &maskerError{column: i + 1, err: err}
 		}
 		if null {
 			dst = append(dst[:at], 0xff, 0xff, 0xff, 0xff)

@@ -731,12 +731,48 @@ func rowDescriptionFields(body []byte) ([]pgproto3.FieldDescription, error) {
 
 // maskFailed ends the session because a result could not be masked: fail
 // closed, the rows never reach the client.
+// The client reads the gateway's own reason, but not a masker's error,
+// which could quote the value it failed on: that goes to the log only.
 func (s *clientSession) maskFailed(err error) *session.Error {
 	s.log.Error("pgwarden: a result could not be masked; session ended", "err", err)
+	detail := err.Error()
+	if me, ok := errors.AsType[*maskerError](err); ok {
+		detail = me.public()
+	}
 	s.end(session.EndProtocolError, &session.Error{Code: session.CodeInternalError,
 		Message: "pgwarden: a result could not be masked, so it was not sent; the session is ended",
-		Detail:  err.Error()})
+		Detail:  detail})
 	return errSessionOver
+}
+
+// maskerError is a masker's failure on a result column.
+type maskerError struct {
+	column int
+	copy   bool
+	err    error
+}
+
+func (e *maskerError) Error() string { return e.public() + ": " + e.err.Error() }
+func (e *maskerError) Unwrap() error { return e.err }
+
+// public is what the client may read: where, not what.
+func (e *maskerError) public() string {
+	if e.column == 0 {
+		return "A masker or detector failed; the gateway's log has its error."
+	}
+	where := "column"
+	if e.copy {
+		where = "COPY column"
+	}
+	return fmt.Sprintf("The masker of %s %d failed; the gateway's log has its error.", where, e.column)
+}
+
+// recoverMasker turns a panic in a Masker or Detector into a maskerError
+// in *err (deferred by the functions that call them).
+func recoverMasker(err *error) {
+	if r := recover(); r != nil {
+		*err = &maskerError{err: pluginPanicked("masker or detector", r)}
+	}
 }
 
 // scrubbedNotice replaces a notice in a transaction that read masked

@@ -99,13 +99,17 @@ type Proxy struct {
 	mu        sync.Mutex
 	listeners map[*net.Listener]struct{}
 	conns     map[net.Conn]struct{} // accepted, not yet sessions
-	sessions  map[string]*clientSession
-	byKey     map[uint32]*clientSession
-	active    int // connections counted against MaxSessions
-	closing   atomic.Bool
-	wg        sync.WaitGroup // connection goroutines
-	tlsOnce   sync.Once
-	tlsLeaf   []byte // tls-server-end-point data when the certificate is fixed
+	// logins is the parent of the contexts that logins in progress give
+	// the Authenticator and the credential Store; endAll cancels it.
+	logins     context.Context
+	stopLogins context.CancelFunc
+	sessions   map[string]*clientSession
+	byKey      map[uint32]*clientSession
+	active     int // connections counted against MaxSessions
+	closing    atomic.Bool
+	wg         sync.WaitGroup // connection goroutines
+	tlsOnce    sync.Once
+	tlsLeaf    []byte // tls-server-end-point data when the certificate is fixed
 
 	analyzerOnce sync.Once
 	analysis     *analysis.Analyzer
@@ -124,8 +128,8 @@ func (p *Proxy) logger() *slog.Logger {
 }
 
 func (p *Proxy) recorder() session.Recorder {
-	if p.Recorder != nil {
-		return p.Recorder
+	if p.Recorder != nil && p.Recorder != session.Discard {
+		return guardedRecorder{p.Recorder}
 	}
 	return session.Discard
 }
@@ -295,10 +299,28 @@ func (p *Proxy) endAll(reason session.EndReason, fatal *session.Error) {
 	for c := range p.conns {
 		c.SetDeadline(time.Now())
 	}
+	p.loginContextLocked()
+	p.stopLogins()
 	p.mu.Unlock()
 	for _, s := range p.liveSessions() {
 		s.end(reason, fatal)
 	}
+}
+
+// loginContext is the parent of a login's context: canceled when the
+// proxy ends every connection (Close, or Shutdown out of time), so that an
+// Authenticator or Store waiting on it gives up at once.
+func (p *Proxy) loginContext() context.Context {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.loginContextLocked()
+}
+
+func (p *Proxy) loginContextLocked() context.Context {
+	if p.logins == nil {
+		p.logins, p.stopLogins = context.WithCancel(context.Background())
+	}
+	return p.logins
 }
 
 func (p *Proxy) idle() bool {

@@ -3,6 +3,7 @@ package judge
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -331,16 +332,23 @@ func SafeClientEncoding(v string) bool {
 // Decide asks pol about q and returns what the gateway does: a missing
 // policy, an error (returned too, for the log) and an abstention each
 // refuse the statement, naming why.
-func Decide(ctx context.Context, pol policy.Policy, q *policy.Query) (policy.Decision, error) {
+//
+// A panic in the policy (a bug in a custom rule) is an error too: the
+// statement is refused, the gateway goes on.
+func Decide(ctx context.Context, pol policy.Policy, q *policy.Query) (d policy.Decision, err error) {
 	if pol == nil {
 		return policy.Decision{Verdict: policy.Block, Rule: "no-policy",
 			Reason: "The gateway has no policy configured, so it refuses every statement."}, nil
 	}
-	d, err := pol.Decide(ctx, q)
+	defer func() {
+		if r := recover(); r != nil {
+			d, err = policyError, fmt.Errorf("the policy panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	d, err = pol.Decide(ctx, q)
 	switch {
 	case err != nil:
-		return policy.Decision{Verdict: policy.Block, Rule: "policy-error",
-			Reason: "The policy could not decide about this statement, so the gateway refuses it."}, err
+		return policyError, err
 	case d.Verdict == policy.Abstain:
 		return policy.Decision{Verdict: policy.Block, Rule: "no-decision",
 			Reason: "No rule of the policy decided about this statement, so the gateway refuses it."}, nil
@@ -350,6 +358,10 @@ func Decide(ctx context.Context, pol policy.Policy, q *policy.Query) (policy.Dec
 	}
 	return d, nil
 }
+
+// policyError refuses a statement the policy failed on.
+var policyError = policy.Decision{Verdict: policy.Block, Rule: "policy-error",
+	Reason: "The policy could not decide about this statement, so the gateway refuses it."}
 
 // AnalysisRefusal is the decision for a statement the analyzer could not
 // read: err is the analyzer's error, whose reason the client reads.
