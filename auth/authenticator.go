@@ -12,6 +12,8 @@ import (
 // Authenticator decides who a connecting client is. See the package
 // documentation for the contract.
 type Authenticator interface {
+	// Authenticate runs the exchange with the client (req.Client) and
+	// returns the identity it proved, or an error saying why not.
 	Authenticate(ctx context.Context, req *Request) (session.Identity, error)
 }
 
@@ -65,8 +67,10 @@ const (
 // ErrInvalidCredentials means the proof was revoked; any other means it
 // could not be confirmed, and the session ends too (fail closed).
 type Recheck struct {
+	// Interval is how often Check runs; at least a second.
 	Interval time.Duration
-	Check    func(ctx context.Context) error
+	// Check re-validates the identity.
+	Check func(ctx context.Context) error
 }
 
 // RecheckEvery asks the proxy to run check every interval during the

@@ -23,24 +23,44 @@
 //
 // # Implementing an Authenticator
 //
-//   - Concurrency: Authenticate is called from many connections at once.
-//   - Context: ctx ends when the proxy's authentication timeout passes or
-//     the proxy shuts down; return promptly when it does.
-//   - Ownership: the Request and its Conversation are only valid during the
-//     call. The Identity returned is kept by the proxy and must not be
-//     modified afterwards. A check registered with Request.RecheckEvery
-//     runs on its own goroutine while the session lives and may keep what
-//     it needs (a token) in memory; never log it.
+// Func adapts a function; Chain and When compose it with the built-in
+// authenticators. The proxy calls Authenticate once per connection, after
+// the startup packet, on the connection's goroutine.
+//
+//   - Concurrency: Authenticate is called from many connections at once;
+//     it must be safe for concurrent use.
+//   - Context: ctx carries the deadline of proxy.Limits.AuthTimeout (60 s
+//     by default; none when that limit is turned off), which bounds
+//     authentication, the credential lookup and the upstream login
+//     together; the client connection has the same deadline, so a
+//     Conversation call fails then too. Closing the proxy (Close, or
+//     Shutdown running out of time) cancels ctx. Return
+//     promptly when ctx is done, and pass it to what you wait for (an
+//     identity provider, a database).
+//   - Ownership: the Request, its Params and its Conversation are only
+//     valid during the call; use the Conversation from the calling
+//     goroutine only, and finish the exchange before returning. The
+//     Identity returned is kept by the proxy and handed to every other
+//     plugin: do not modify it (or its Groups and Chain) afterwards. A check
+//     registered with Request.RecheckEvery runs on a goroutine of its own
+//     every interval while the session lives, with a context that ends
+//     with the session (and after the interval, or 30 s); it may keep what
+//     it needs (a token) in memory, never in a log. Its error ends the
+//     session (FATAL 28000).
 //   - Errors: return ErrInvalidCredentials (possibly wrapped) when the client
 //     failed to prove who it is: the client gets FATAL 28P01 and nothing
 //     else. Return ErrNotApplicable, before exchanging anything that decides
 //     against the client, when the client is not yours to judge (no
 //     certificate, a password that is not your kind of token): a Chain
-//     tries its next member, the proxy alone answers 28P01. Return a
-//     *session.Error to choose the SQLSTATE and message. Any other error
-//     reaches the client as a generic FATAL 28000, and the proxy's log gets
-//     the error: never put a secret in it.
+//     tries its next member, the proxy alone answers 28P01. Return the
+//     Conversation's errors as they are (ErrCleartextRefused becomes FATAL
+//     28000 asking for TLS, ErrExchange FATAL 08P01, a client that hung up
+//     gets nothing). Return a *session.Error to choose the SQLSTATE and
+//     message. Any other error, a panic included, reaches the client as a
+//     generic FATAL 28000. The proxy logs every error: never put a secret
+//     (a password, a token) in one.
 //   - Returning a nil error means the client is authenticated: the identity
 //     must have a non-empty Subject, or the proxy refuses the session.
-//     Set ExpiresAt when the proof expires: the proxy ends the session then.
+//     Set ExpiresAt when the proof expires: a proof already expired is
+//     refused, and the proxy ends the session at ExpiresAt (FATAL 28000).
 package auth

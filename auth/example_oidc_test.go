@@ -2,113 +2,123 @@ package auth_test
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"log"
-	"net/url"
 	"time"
 
 	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/session"
 )
 
-// An OIDC authenticator for tokens an identity provider issues to this
-// gateway. It contacts the provider on the first login, not here.
+// An OIDC authenticator accepts the tokens an identity provider issues
+// for the gateway, sent as the password (over TLS) or with SASL
+// OAUTHBEARER. A token obtained by RFC 8693 token exchange, for a person
+// by an agent acting for them, carries the delegation chain: it becomes
+// the identity's Chain.
 func ExampleNewOIDC() {
-	a, err := auth.NewOIDC(auth.OIDCConfig{
-		Issuer:   "https://login.example.com/realms/prod",
-		Audience: "pgwarden",
-		// Keycloak puts roles under realm_access.
+	idp := startExampleIdP() // your identity provider; here one on loopback
+	defer idp.Close()
+
+	a, err := auth.NewOIDC(auth.OIDCConfig{Issuer: idp.Issuer(), Audience: "pgwarden"})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// alice's own token; the one a CI job obtained for her by token
+	// exchange; and the one an agent the job started obtained in turn.
+	ctx := context.Background()
+	tokens, err := idp.Chain(ctx, "alice", "ci-job", "agent")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, token := range tokens {
+		id, err := a.Authenticate(ctx, &auth.Request{User: "token", Database: "app", Client: passwordClient{token}})
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s %v (%s), presented by %s at depth %d\n",
+			id.Subject, id.Groups, id.Method, id.Presenter().Subject, id.Depth())
+	}
+
+	// A password that is not a token is not OIDC's to judge: in a Chain,
+	// the next authenticator gets the client.
+	_, err = a.Authenticate(ctx, &auth.Request{User: "alice", Database: "app", Client: passwordClient{"hunter2"}})
+	fmt.Println(errors.Is(err, auth.ErrNotApplicable))
+	// Output:
+	// alice [analysts] (oidc), presented by alice at depth 0
+	// alice [analysts] (oidc), presented by ci-job at depth 1
+	// alice [analysts] (oidc), presented by agent at depth 2
+	// true
+}
+
+// A configuration for an identity provider that puts roles under a
+// nested claim (Keycloak's realm_access.roles). NewOIDC checks it without
+// contacting the provider: the first login does.
+func ExampleOIDCConfig() {
+	cfg := auth.OIDCConfig{
+		Issuer:      "https://login.example.com/realms/prod",
+		Audience:    "pgwarden",
 		Claims:      auth.ClaimNames{Groups: "realm_access.roles"},
-		ExpiryGrace: time.Minute,
+		ExpiryGrace: time.Minute, // sessions may outlive their token by a minute
 		// Ask the provider every 5 minutes whether the token was revoked.
 		Introspection: &auth.Introspection{
 			ClientID:     "pgwarden",
 			ClientSecret: session.NewSecret("from a secret store"),
 			Interval:     5 * time.Minute,
 		},
-	})
-	if err != nil {
+	}
+	if _, err := auth.NewOIDC(cfg); err != nil {
 		log.Fatal(err)
 	}
-	_ = a // use it as the proxy's Authenticator, alone or in a Chain
-}
 
-// passwordClient is a client that sends a password in clear when asked.
-type passwordClient struct{ password string }
-
-func (c passwordClient) CleartextPassword(context.Context) (session.Secret, error) {
-	return session.NewSecret(c.password), nil
-}
-func (passwordClient) SASLStart(context.Context, []string) (string, []byte, error) {
-	return "", nil, errors.New("no SASL")
-}
-func (passwordClient) SASLContinue(context.Context, []byte) ([]byte, error) {
-	return nil, errors.New("no SASL")
-}
-func (passwordClient) SASLFinal(context.Context, []byte) error { return errors.New("no SASL") }
-func (passwordClient) TLSServerEndPoint() []byte               { return nil }
-
-// A gateway that accepts client certificates, a few static users, and
-// tokens from an identity provider, tried in that order.
-func ExampleChain() {
-	certs, err := auth.NewClientCert(auth.ClientCertConfig{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	static, err := auth.NewStatic(auth.User{Name: "admin", Password: session.NewSecret("dev only")})
-	if err != nil {
-		log.Fatal(err)
-	}
-	tokens, err := auth.NewOIDC(auth.OIDCConfig{Issuer: "https://login.example.com", Audience: "pgwarden"})
-	if err != nil {
-		log.Fatal(err)
-	}
-	a := auth.Chain(
-		certs,
-		auth.When(func(r *auth.Request) bool { return static.Knows(r.User) }, static),
-		tokens,
-	)
-
-	// A client without a certificate, not a static user, whose password is
-	// not a token: no member applies (and the identity provider is not
-	// contacted).
-	_, err = a.Authenticate(context.Background(), &auth.Request{
-		User: "mallory", Database: "app", Client: passwordClient{password: "hunter2"},
-	})
-	fmt.Println(errors.Is(err, auth.ErrInvalidCredentials))
-	// Output: true
-}
-
-// The identity of a client whose certificate the proxy's TLS layer
-// verified: its SPIFFE ID, vouched for by its trust domain.
-func ExampleNewClientCert() {
-	a, err := auth.NewClientCert(auth.ClientCertConfig{
-		TrustDomains: []string{"prod.example.com"},
-		GroupsFromOU: true,
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	spiffe, _ := url.Parse("spiffe://prod.example.com/ns/billing/sa/api")
-	leaf := &x509.Certificate{
-		Subject:  pkix.Name{CommonName: "billing-api", OrganizationalUnit: []string{"billing"}},
-		URIs:     []*url.URL{spiffe},
-		NotAfter: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
-	}
-	id, err := a.Authenticate(context.Background(), &auth.Request{
-		User: "billing", Database: "app",
-		TLS: &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}, VerifiedChains: [][]*x509.Certificate{{leaf}}},
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(id.Subject)
-	fmt.Println(id.Issuer, id.Groups, id.Method, id.ExpiresAt.Format(time.DateOnly))
+	// Symmetric algorithms are refused: a verifier that accepts HS256 can
+	// be fooled with a token "signed" with the provider's public key.
+	cfg.Algorithms = []string{"HS256"}
+	_, err := auth.NewOIDC(cfg)
+	fmt.Println(err)
 	// Output:
-	// spiffe://prod.example.com/ns/billing/sa/api
-	// spiffe://prod.example.com [billing] client-cert 2030-01-01
+	// auth: OIDC algorithm "HS256" is refused: HMAC tokens can be forged by anyone who knows the IdP's public key
+}
+
+// With Introspection, the token is checked with the identity provider at
+// login, and the authenticator asks the proxy (Request.RecheckEvery) to
+// check it again every Interval while the session lives: once the
+// provider revokes the token, the check fails and the proxy ends the
+// session.
+func ExampleIntrospection() {
+	idp := startExampleIdP()
+	defer idp.Close()
+	a, err := auth.NewOIDC(auth.OIDCConfig{Issuer: idp.Issuer(), Audience: "pgwarden",
+		Introspection: &auth.Introspection{
+			ClientID:     "pgwarden",
+			ClientSecret: session.NewSecret("pgwarden-introspection-secret"),
+			Interval:     time.Minute,
+		}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	token, err := idp.PersonToken(ctx, "alice")
+	if err != nil {
+		log.Fatal(err)
+	}
+	req := &auth.Request{User: "token", Database: "app", Client: passwordClient{token}}
+	id, err := a.Authenticate(ctx, req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(id.Subject, "logged in")
+
+	// What the proxy runs every minute during the session.
+	recheck := req.Rechecks()[0]
+	fmt.Println(recheck.Interval, recheck.Check(ctx))
+
+	idp.Revoke(token) // an administrator revokes the token
+	err = recheck.Check(ctx)
+	fmt.Println(errors.Is(err, auth.ErrInvalidCredentials)) // the proxy ends the session
+	// Output:
+	// alice logged in
+	// 1m0s <nil>
+	// true
 }

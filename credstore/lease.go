@@ -48,9 +48,11 @@ func (l Lease) Active() bool { return l.EndedAt.IsZero() }
 // crashed gateway left behind are found and dropped. Put inserts or
 // replaces the lease with the same Role; List returns every lease kept.
 // Implementations must be safe for concurrent use and durable when Put
-// returns.
+// returns. See the package documentation for the contract.
 type LeaseStore interface {
+	// Put inserts l, or replaces the lease with the same Role.
 	Put(ctx context.Context, l Lease) error
+	// List returns every lease kept, in a new slice.
 	List(ctx context.Context) ([]Lease, error)
 }
 

@@ -11,6 +11,7 @@ import (
 
 // Querier runs a query: a *pgx.Conn, a *pgxpool.Pool or a pgx.Tx.
 type Querier interface {
+	// Query runs sql with args, as pgx does.
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
@@ -20,9 +21,12 @@ type Querier interface {
 // membership in the predefined roles that reach the server's files and
 // programs, and the objects it owns.
 type RolePrivileges struct {
+	// Role is the role's name.
 	Role string `json:"role"`
 	// Exists is false when there is no such role.
-	Exists      bool `json:"exists"`
+	Exists bool `json:"exists"`
+	// Superuser, CreateRole, CreateDB, BypassRLS and Replication are the
+	// role's attributes, its own or those of a role it is a member of.
 	Superuser   bool `json:"superuser"`
 	CreateRole  bool `json:"createrole"`
 	CreateDB    bool `json:"createdb"`

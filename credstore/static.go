@@ -35,6 +35,7 @@ func (e *StaticEntry) matches(id session.Identity) bool {
 // that matches its identity, and ErrNoCredential when none does. A Static is
 // safe for concurrent use and must not be modified once in use.
 type Static struct {
+	// Entries are tried in order.
 	Entries []StaticEntry
 }
 

@@ -11,6 +11,8 @@ import (
 // Store gives the gateway the database credential for a session. See the
 // package documentation for the contract.
 type Store interface {
+	// Credential returns the credential the session logs in to the server
+	// with, or ErrNoCredential.
 	Credential(ctx context.Context, info *session.Info) (Credential, error)
 }
 

@@ -14,16 +14,45 @@
 //
 // # Implementing a Masker
 //
-// A Masker gets one non-NULL cell, with its type OID and wire format, and
-// appends the masked value (or reports NULL). It must return a value the
-// client can decode as the column's type in that format, or NULL; it must
-// return nothing of its input beyond what its documentation says it keeps;
-// an error refuses the statement (fail closed). It is called concurrently,
-// must not block, and must not keep or modify the slices it is given.
+// MaskerFunc adapts a function. The proxy calls Mask for each non-NULL
+// cell of a masked column (and, for a rule with Detectors, of a cell they
+// flag) while it relays the result, on the session's goroutine that reads
+// from the server. A masker that cannot keep this contract must not be
+// used: the promise that a masked value never reaches the client rests on
+// it.
+//
+//   - Concurrency: Mask is called from many sessions at once; it must be
+//     safe for concurrent use, and must not block: every row of the
+//     result waits for it.
+//   - Ownership: c.Value aliases the server's message: read it during the
+//     call only, never keep or modify it. dst is the proxy's buffer, which
+//     may already hold the rest of the row: append the masked value to it
+//     and return the extended slice (out must be dst with the value
+//     appended, never a slice of its own), and do not keep it.
+//   - Values: the result must be a value the client can decode as c.Type
+//     in c.Format, or NULL (null true; out is then ignored). Return nothing
+//     of the input beyond what the masker says it keeps; for a type or
+//     format it does not handle, return NULL, never the input.
+//   - Errors: an error means the value could not be masked: the row is not
+//     sent, and the session ends with FATAL XX000, whose detail names the
+//     column; the error's text goes to the proxy's log only. Still, never
+//     quote the value or a key in an error.
+//   - A panic is treated as an error.
+//
+// There is no context: a masker computes, it does not wait.
 //
 // # Implementing a Detector
 //
-// A Detector reports whether a value contains what it looks for. It reads
-// untrusted bytes: linear time, no allocation, no panic, on any input; it
-// must not keep or modify them.
+// The proxy calls Detect on the text of the cells a rule with Detectors
+// may mask (see Rule.Detectors), on the same goroutine, to decide whether
+// to mask each one; a value the detectors do not flag passes unmasked.
+//
+//   - Concurrency: Detect is called from many sessions at once; it must be
+//     safe for concurrent use.
+//   - Input: b is untrusted (any bytes, any length, invalid UTF-8): run in
+//     time linear in len(b), allocate nothing, never panic (a panic is
+//     treated as a masker's error). Read b during the call only; never
+//     keep or modify it.
+//   - Name is for configuration: the built-in detectors' names are the ones
+//     DetectorByName accepts.
 package mask

@@ -96,3 +96,70 @@ func ExampleDetectAny() {
 	// true
 	// false
 }
+
+func ExampleUSSSN() {
+	ssn := mask.USSSN()
+	for _, cell := range []string{
+		"SSN 536-22-1234",
+		"SSN 536 22 1234",
+		"ITIN 912-70-1234",  // area 900-999: not an SSN
+		"order 536221234",   // no separators
+		"tel 1-536-22-1234", // continues a number
+	} {
+		fmt.Println(ssn.Detect([]byte(cell)))
+	}
+	// Output:
+	// true
+	// true
+	// false
+	// false
+	// false
+}
+
+func ExamplePhone() {
+	phone := mask.Phone()
+	for _, cell := range []string{
+		"call +44 20 7946 0958",
+		"office: (415) 555-0100",
+		"4155550100",    // digits alone: a phone, an id or an amount
+		"on 2024-01-15", // a date
+		"timezone +05:30",
+	} {
+		fmt.Println(phone.Detect([]byte(cell)))
+	}
+	// Output:
+	// true
+	// true
+	// false
+	// false
+	// false
+}
+
+func ExampleJWT() {
+	jwt := mask.JWT()
+	fmt.Println(jwt.Detect([]byte("Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl")))
+	fmt.Println(jwt.Detect([]byte("eyJmb28iOiJiYXIifQ"))) // base64 of JSON, but no token
+	// Output:
+	// true
+	// false
+}
+
+func ExampleAPIKey() {
+	keys := mask.APIKey()
+	fmt.Println(keys.Detect([]byte("aws_access_key_id = AKIAIOSFODNN7EXAMPLE")))
+	fmt.Println(keys.Detect([]byte("token: ghp_0123456789abcdefghijklmnopqrstuvwxyzAB")))
+	fmt.Println(keys.Detect([]byte("stripe: pk_live_0123456789abcdefghijklmn"))) // publishable: not a secret
+	// Output:
+	// true
+	// true
+	// false
+}
+
+func ExamplePrivateKey() {
+	key := mask.PrivateKey()
+	fmt.Println(key.Detect([]byte("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA...")))
+	fmt.Println(key.Detect([]byte("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE...")))
+	// Output:
+	// true
+	// false
+}

@@ -29,18 +29,21 @@ type Cell struct {
 //
 // Mask appends the masked value to dst and returns the extended slice, or
 // reports null when the masked value is SQL NULL (then out is ignored).
-// The contract:
+// The contract (see the package documentation):
 //   - The result is valid for c.Type in c.Format (the client must be able to
 //     decode it), or null. A masker that cannot produce a valid value of a
 //     type returns null for it, never the input.
 //   - The result never contains the input, or a part of it, beyond what the
 //     masker's documentation says it keeps (Partial keeps its N leading and
 //     trailing characters; Email may keep the domain).
-//   - An error means the value could not be masked: the proxy then refuses
-//     the statement (the client gets an error), it never sends c.Value.
+//   - out is dst with the masked value appended.
+//   - An error means the value could not be masked: the proxy never sends
+//     c.Value; it ends the session (FATAL XX000, the error's text in the
+//     detail), so the error must not quote the value or a key.
 //   - Mask is called from many sessions at once, must not block, and must
 //     not keep c.Value or dst after it returns.
 type Masker interface {
+	// Mask masks the value of c, appending it to dst.
 	Mask(dst []byte, c Cell) (out []byte, null bool, err error)
 }
 
@@ -58,9 +61,10 @@ func (f MaskerFunc) Mask(dst []byte, c Cell) ([]byte, bool, error) { return f(ds
 // allocates nothing, never panics on any input (b is untrusted: invalid
 // UTF-8, any length), and is safe for concurrent use.
 type Detector interface {
-	// Name is the detector's name in configuration and recordings
-	// ("email", "card", ...).
+	// Name is the detector's name, as configuration spells it ("email",
+	// "card", ...).
 	Name() string
+	// Detect reports whether b contains what the detector looks for.
 	Detect(b []byte) bool
 }
 

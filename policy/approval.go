@@ -146,6 +146,7 @@ const (
 
 // ApprovalDecision is an Approver's answer about a request.
 type ApprovalDecision struct {
+	// Outcome is the answer.
 	Outcome ApprovalOutcome `json:"outcome"`
 	// ID is the request decided (or filed, when Pending), or the request
 	// whose approval or grant was used.
@@ -181,7 +182,10 @@ var ErrApprovalWithdrawn = errors.New("policy: approval request withdrawn")
 // The contract: Approve is called from many sessions at once; it never
 // approves by itself (only a person, or a grant a person gave, does); an
 // error other than a withdrawal refuses the statement (fail closed).
+//
+// See the package documentation for how the proxy calls it.
 type Approver interface {
+	// Approve files req, or finds what was decided about it, as above.
 	Approve(ctx context.Context, req *ApprovalRequest) (ApprovalDecision, error)
 }
 

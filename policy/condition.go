@@ -11,6 +11,7 @@ import (
 // or on its statements. Conditions restrict rules (see When and Rule).
 // Holds must be safe for concurrent use and must not modify q.
 type Condition interface {
+	// Holds reports whether the condition holds for q.
 	Holds(q *Query) bool
 }
 

@@ -1,17 +1,17 @@
 package policy_test
 
 import (
-	"context"
 	"fmt"
-	"time"
 
 	"github.com/pgwarden/pgwarden/policy"
+	"github.com/pgwarden/pgwarden/policy/policytest"
 	"github.com/pgwarden/pgwarden/session"
 )
 
 // A RuleSet is the declarative form of a policy (the example gateway's
 // YAML policy section): rules with conditions on who, when and what,
-// combined strictest-wins, and a default.
+// combined strictest-wins, and a default. Policy checks it and reports
+// every problem at once.
 func ExampleRuleSet() {
 	rs := policy.RuleSet{
 		Default: "allow",
@@ -26,25 +26,24 @@ func ExampleRuleSet() {
 		fmt.Println(err)
 		return
 	}
-	analyst := &session.Info{Identity: session.Identity{Subject: "alice", Groups: []string{"analysts"}}}
-	for _, st := range []*policy.Statement{
-		{Kind: policy.KindSelect, Command: "SELECT", Reads: []policy.Relation{{Schema: "public", Name: "orders"}}},
-		{Kind: policy.KindDelete, Command: "DELETE", Writes: true, Written: []policy.Relation{{Name: "orders"}}},
-		{Kind: policy.KindSelect, Command: "SELECT", Reads: []policy.Relation{{Name: "secrets"}}},
-		{Kind: policy.KindSelect, Command: "SELECT", Functions: []policy.Function{{Name: "pg_read_file", Builtin: true}}},
+	analyst := policytest.New(exampleT, p).As(session.Identity{Subject: "alice", Groups: []string{"analysts"}})
+	for _, sql := range []string{
+		"SELECT * FROM orders",
+		"DELETE FROM orders WHERE id = 1",
+		"SELECT * FROM secrets",
+		"SELECT pg_read_file('/etc/passwd')",
 	} {
-		q := &policy.Query{Session: analyst, Time: time.Now(), Statements: []*policy.Statement{st}, SearchPath: []string{"public"}}
-		d, _ := p.Decide(context.Background(), q)
-		fmt.Printf("%s: %s by %s\n", st.Command, d.Verdict, d.Rule)
+		d := analyst.Decide(sql)
+		fmt.Printf("%v by %s: %s\n", d.Verdict, d.Rule, sql)
 	}
 
 	bad := policy.RuleSet{Default: "maybe", Rules: []policy.RuleSpec{{Name: "x", Kinds: []string{"selekt"}}}}
 	_, err = bad.Policy()
 	fmt.Println(err)
 	// Output:
-	// SELECT: allow by default
-	// DELETE: block by analysts-read-only
-	// SELECT: block by no-secrets
-	// SELECT: terminate by kill-switch
+	// allow by default: SELECT * FROM orders
+	// block by analysts-read-only: DELETE FROM orders WHERE id = 1
+	// block by no-secrets: SELECT * FROM secrets
+	// terminate by kill-switch: SELECT pg_read_file('/etc/passwd')
 	// default: must be allow or block; rules[0].kinds[0]: unknown statement kind "selekt"
 }

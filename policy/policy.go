@@ -12,6 +12,8 @@ import (
 // Policy decides about every statement a client sends. See the package
 // documentation for the contract.
 type Policy interface {
+	// Decide returns the decision about q: Abstain (the zero Decision)
+	// when the policy has no opinion.
 	Decide(ctx context.Context, q *Query) (Decision, error)
 }
 
@@ -179,6 +181,7 @@ func ParseVerdict(s string) (Verdict, bool) {
 
 // Decision is a policy's answer about a statement.
 type Decision struct {
+	// Verdict is what happens to the statement.
 	Verdict Verdict
 	// Rule names the rule that decided; the client sees it when refused.
 	Rule string

@@ -131,12 +131,14 @@ type MaskSpec struct {
 type RuleSetProblem struct {
 	// Path is where, relative to the rule set: "default",
 	// "rules[2].kinds[0]".
-	Path    string
+	Path string
+	// Message says what is wrong.
 	Message string
 }
 
 // RuleSetError lists every problem of a RuleSet.
 type RuleSetError struct {
+	// Problems are in the order of the rule set.
 	Problems []RuleSetProblem
 }
 

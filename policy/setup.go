@@ -14,6 +14,7 @@ type Setup struct {
 // on. SetupSession must only ever turn settings on, never off, so that
 // one policy cannot undo another's setup.
 type SessionSetup interface {
+	// SetupSession turns on in s what the session q describes needs.
 	SetupSession(q *Query, s *Setup)
 }
 

@@ -221,6 +221,37 @@
 // statement a clock reading or two and calls to disabled instruments, and
 // allocates nothing (but the "BATCH" name of a multi-statement Query).
 //
+// # Plugins
+//
+// Each plugin's package states the contract an implementation keeps (its
+// "Implementing a ..." section); in short, when the proxy calls it, and
+// what its error does to the client:
+//
+//   - auth.Authenticator: once per connection, after the startup packet,
+//     with a context bounded by Limits.AuthTimeout and canceled by Close.
+//     ErrInvalidCredentials
+//     and ErrNotApplicable give FATAL 28P01, a *session.Error its own
+//     SQLSTATE, most other errors (a panic included) FATAL 28000.
+//   - credstore.Store: once per session, after authentication, with the
+//     same context; Credential.Release once when the session ends.
+//     ErrNoCredential and other errors give FATAL 28000, a *session.Error
+//     its own SQLSTATE.
+//   - policy.Policy: for every statement, before it reaches the server,
+//     with the session's context. An error refuses the statement (ERROR
+//     42501, rule "policy-error"); the session stays usable.
+//   - policy.Approver: for a statement the policy answered Approve; the
+//     session waits. An error refuses the statement (ERROR 42501).
+//   - session.Recorder: for every event, a statement's before the
+//     statement is forwarded. An error ends the session (FATAL 58000).
+//   - mask.Masker and mask.Detector (Proxy.Masks): for the cells of masked
+//     columns, as results are relayed. A masker's error ends the session
+//     (FATAL XX000).
+//
+// Errors go to Logger. A panic in a plugin is treated as that plugin's
+// error (it fails closed the same way; the log gets the panic and its
+// stack, the client never does), so that a bug in one plugin does not
+// take every other session down with the gateway.
+//
 // # Security defaults
 //
 // The zero Proxy refuses everybody. Every failure refuses: a missing plugin,

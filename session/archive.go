@@ -34,6 +34,8 @@ type Filter struct {
 
 // Summary describes a recorded session.
 type Summary struct {
+	// ID, Identity, User, Database, ClientAddr, Upstream (the role the
+	// gateway logged in as) and StartedAt are from the session's Info.
 	ID         string    `json:"id"`
 	Identity   Identity  `json:"identity"`
 	User       string    `json:"user"`

@@ -30,13 +30,20 @@ const (
 // Event is one thing that happened in a session. It is a plain value that
 // marshals to JSON; exactly one payload, the one named by Kind, is set.
 type Event struct {
-	Kind      EventKind       `json:"kind"`
-	SessionID string          `json:"session"`
-	Time      time.Time       `json:"time"`
-	Start     *StartEvent     `json:"start,omitempty"`
+	// Kind says what happened, and which payload is set.
+	Kind EventKind `json:"kind"`
+	// SessionID is the session's Info.ID.
+	SessionID string `json:"session"`
+	// Time is when it happened.
+	Time time.Time `json:"time"`
+	// Start is set for KindSessionStart.
+	Start *StartEvent `json:"start,omitempty"`
+	// Statement is set for KindStatement.
 	Statement *StatementEvent `json:"statement,omitempty"`
-	Result    *ResultEvent    `json:"result,omitempty"`
-	End       *EndEvent       `json:"end,omitempty"`
+	// Result is set for KindResult.
+	Result *ResultEvent `json:"result,omitempty"`
+	// End is set for KindSessionEnd.
+	End *EndEvent `json:"end,omitempty"`
 	// Credential is set for KindCredential.
 	Credential *CredentialEvent `json:"credential,omitempty"`
 	// Approval is set for KindApproval.
@@ -60,6 +67,7 @@ const (
 // statement it is about (the StatementEvent that follows carries the final
 // verdict).
 type ApprovalEvent struct {
+	// Action says what happened.
 	Action ApprovalAction `json:"action"`
 	// ID names the request in the approval store.
 	ID string `json:"id,omitempty"`
@@ -84,15 +92,20 @@ const (
 	CredentialIssued CredentialAction = "issued"
 	// CredentialUsed: the session logged in with a shared credential (a
 	// static one).
-	CredentialUsed     CredentialAction = "used"
+	CredentialUsed CredentialAction = "used"
+	// CredentialReleased: the session ended and released its credential.
 	CredentialReleased CredentialAction = "released"
-	CredentialExpired  CredentialAction = "expired"
-	CredentialRevoked  CredentialAction = "revoked"
+	// CredentialExpired: the session ended because its credential expired.
+	CredentialExpired CredentialAction = "expired"
+	// CredentialRevoked: the session ended because its identity was
+	// revoked.
+	CredentialRevoked CredentialAction = "revoked"
 )
 
 // CredentialEvent is a credential lifecycle event. It names the role and
 // the lease, never a password.
 type CredentialEvent struct {
+	// Action says what happened.
 	Action CredentialAction `json:"action"`
 	// User is the database role.
 	User string `json:"user"`
@@ -104,6 +117,8 @@ type CredentialEvent struct {
 
 // StartEvent opens a session's record.
 type StartEvent struct {
+	// Info describes the session: its identity, client, database and
+	// upstream role.
 	Info Info `json:"info"`
 }
 
@@ -186,14 +201,25 @@ type EndReason string
 
 // Why sessions end.
 const (
-	EndClientExit     EndReason = "client-exit"
-	EndTerminated     EndReason = "terminated"
-	EndShutdown       EndReason = "shutdown"
+	// EndClientExit: the client closed the session.
+	EndClientExit EndReason = "client-exit"
+	// EndTerminated: an administrator terminated the session, or a policy
+	// did (verdict Terminate), or its identity was suspended.
+	EndTerminated EndReason = "terminated"
+	// EndShutdown: the gateway shut down.
+	EndShutdown EndReason = "shutdown"
+	// EndUpstreamClosed: the connection to the server was lost (or, for a
+	// credential's release, the upstream login failed).
 	EndUpstreamClosed EndReason = "upstream-closed"
-	EndProtocolError  EndReason = "protocol-error"
-	EndIdleTimeout    EndReason = "idle-timeout"
+	// EndProtocolError: a peer broke the protocol, or a result could not
+	// be masked.
+	EndProtocolError EndReason = "protocol-error"
+	// EndIdleTimeout: the client was idle past the gateway's limit.
+	EndIdleTimeout EndReason = "idle-timeout"
+	// EndRecorderFailed: an event could not be recorded.
 	EndRecorderFailed EndReason = "recorder-failed"
-	EndExpired        EndReason = "expired"
+	// EndExpired: the identity's proof or the credential expired.
+	EndExpired EndReason = "expired"
 	// EndRevoked: the identity's proof was revoked, or could not be
 	// re-validated, or the identity was revoked at the gateway.
 	EndRevoked EndReason = "revoked"
@@ -201,6 +227,7 @@ const (
 
 // EndEvent closes a session's record.
 type EndEvent struct {
+	// Reason says why the session ended.
 	Reason EndReason `json:"reason"`
 	// ErrorCode and Message are the FATAL error the client was sent, if any.
 	ErrorCode string `json:"error_code,omitempty"`

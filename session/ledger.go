@@ -128,13 +128,17 @@ func entryMAC(key []byte, e LedgerEntry) string {
 
 // TamperError says where a ledger stops being trustworthy.
 type TamperError struct {
+	// Session is the session whose ledger it is.
 	Session string
 	// Seq is the first entry that does not verify (the number expected
 	// when an entry is missing; one past the last when the seal is).
-	Seq    int64
+	Seq int64
+	// Reason says what is wrong ("not sealed" for a ledger whose entries
+	// all verify, but that was not closed).
 	Reason string
 }
 
+// Error names the session, the entry and the reason.
 func (e *TamperError) Error() string {
 	return fmt.Sprintf("session %s: ledger entry %d: %s", e.Session, e.Seq, e.Reason)
 }

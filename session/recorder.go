@@ -8,6 +8,7 @@ import (
 // Recorder receives the events of every session. See the package
 // documentation for the contract an implementation must keep.
 type Recorder interface {
+	// Record keeps ev, or returns an error saying why it could not.
 	Record(ctx context.Context, ev Event) error
 }
 

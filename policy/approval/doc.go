@@ -73,15 +73,19 @@
 // # Implementing an Approver
 //
 // A policy.Approver of your own (a ticketing system, a chat bot) must
-// keep the contract of policy.Approver:
+// keep the contract of policy.Approver (package policy says how the proxy
+// calls it, and what each answer does):
 //
-//   - Concurrency: Approve is called from many sessions at once.
+//   - Concurrency: Approve is called from many sessions at once; each
+//     session waits for its answer.
 //   - Fail closed: return an error when in doubt; an error refuses the
 //     statement. Never return Approved unless a person (or a grant a
 //     person gave) approved that statement for that identity.
-//   - Context: a held Approve returns when ctx ends, with an error
-//     wrapping policy.ErrApprovalWithdrawn and ctx.Err(), and withdraws
-//     the request so that nobody approves a statement that will not run.
+//   - Context: ctx ends with the session or the client's cancel request,
+//     and for a Hold at ApprovalSpec.Timeout. A held Approve returns when
+//     ctx ends, with an error wrapping policy.ErrApprovalWithdrawn and
+//     ctx.Err(), and withdraws the request so that nobody approves a
+//     statement that will not run.
 //   - Deferred approvals are bound to req.Fingerprint(): the identity,
 //     database, rule, statement text and parameters.
 //   - Self-approval: refuse it unless req.Spec.AllowSelfApproval, also

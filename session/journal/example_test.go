@@ -2,9 +2,12 @@ package journal_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pgwarden/pgwarden/session"
@@ -54,4 +57,56 @@ func ExampleOpen() {
 	// Output:
 	// 5f1c2a alice 1 1 client-exit
 	// verify: <nil>
+}
+
+// Verify finds what was changed in a session's file: here a refusal
+// turned into an allow. The recording key must be kept away from the
+// journal's directory, or whoever edits the file can forge the chain too.
+func ExampleJournal_Verify() {
+	dir, err := os.MkdirTemp("", "recordings")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	key := session.NewSecret("a long random recording key")
+	j, err := journal.Open(dir, key, journal.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	at := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	for _, ev := range []session.Event{
+		{Kind: session.KindSessionStart, SessionID: "s1", Time: at, Start: &session.StartEvent{Info: session.Info{
+			ID: "s1", User: "alice", Database: "shop", StartedAt: at, Identity: session.Identity{Subject: "alice"}}}},
+		{Kind: session.KindStatement, SessionID: "s1", Time: at, Statement: &session.StatementEvent{
+			Seq: 1, Protocol: session.ProtocolSimple, SQL: "delete from orders", Verdict: "block"}},
+		{Kind: session.KindSessionEnd, SessionID: "s1", Time: at, End: &session.EndEvent{Reason: session.EndClientExit, Statements: 1}},
+	} {
+		if err := j.Record(ctx, ev); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	file := filepath.Join(dir, "s1.jsonl")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		log.Fatal(err)
+	}
+	edited := strings.Replace(string(b), `"verdict":"block"`, `"verdict":"allow"`, 1)
+	if err := os.WriteFile(file, []byte(edited), 0o600); err != nil {
+		log.Fatal(err)
+	}
+
+	r, err := journal.OpenReadOnly(dir, key) // a reviewer's tool
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	err = r.Verify(ctx, "s1")
+	var tampered *session.TamperError
+	fmt.Println(errors.As(err, &tampered), tampered.Seq)
+	// Output: true 2
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"os"
 	"time"
 
 	"github.com/pgwarden/pgwarden/policy"
@@ -94,29 +93,4 @@ func ExampleMemory_Decide() {
 	fmt.Println(d.Outcome, "by", d.Approver+":", d.Comment)
 	// Output:
 	// approved by bob: go ahead
-}
-
-// Gateways sharing a database share their requests: a statement held by
-// one is decided through the admin API of any.
-func ExampleOpenPostgres() {
-	ctx := context.Background()
-	store, err := approval.OpenPostgres(ctx, os.Getenv("PGWARDEN_APPROVALS_DSN"), approval.PostgresOptions{
-		Table: "pgwarden_approvals",
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer store.Close()
-
-	// The proxy asks it: proxy.Proxy{Approver: store, ...}.
-	var _ policy.Approver = store
-
-	// The admin API lists what waits.
-	pending, err := store.List(ctx, approval.StatusPending)
-	if err != nil {
-		log.Fatal(err)
-	}
-	for _, r := range pending {
-		fmt.Println(r.Request.ID, r.Request.Identity.Subject, r.Request.SQL)
-	}
 }
