@@ -14,6 +14,13 @@ import (
 // SESSION CHARACTERISTICS, BEGIN/SET TRANSACTION READ WRITE, set_config(),
 // RESET ALL and DISCARD ALL. It abstains on everything else. Its zero
 // value is the strict rule.
+//
+// The server-side half applies to the whole session, whatever rule sits
+// before ReadOnly in a combinator: a write another rule sends for
+// approval (Approve) and a person approves then fails on the server
+// (SQLSTATE 25006). To combine "read only" with approved writes, use the
+// parse-tree half alone, Func(ReadOnly{}.Decide), and let the database
+// role's grants be the server-side layer (examples/agent does this).
 type ReadOnly struct {
 	// AllowRunTime lets through statements whose effect is decided at run
 	// time (calls to the database's own functions, SQL-running built-ins):

@@ -72,6 +72,14 @@ func (c *config) validateApprovals(v *validator) {
 		}
 	}
 	rules := keyPath("policy.rules")
+	if len(approveRules) > 0 {
+		for i, r := range c.Policy.Rules {
+			if r.ReadOnly {
+				v.warn(rules.index(i).key("read_only"), "starts sessions read-only on the server, so a write that policy.rules[%d] sends for approval fails there (SQLSTATE 25006) after a person approves it, for identities both rules apply to; give them a condition (when) that separates them, or rely on the database role's grants instead", approveRules[0])
+				break
+			}
+		}
+	}
 	if a == nil {
 		for _, i := range approveRules {
 			v.warn(rules.index(i).key("verdict"), "is approve, but there is no approvals section: the gateway refuses these statements (add approvals: {store: memory}, or approvals.postgres)")

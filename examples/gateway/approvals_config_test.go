@@ -138,6 +138,12 @@ func TestApprovalsConfigWarnings(t *testing.T) {
 	if ws := warnings(withApprovals("approvals: {}\n")); !has(ws, "store memory and no admin section: nobody can decide") {
 		t.Errorf("warnings = %q", ws)
 	}
+	// A read_only rule beside approve rules: approved writes would fail
+	// on the read-only server session.
+	readOnly := strings.Replace(withApprovals("approvals: {}\n"), "    - {name: deletes,", "    - {name: ro, read_only: true}\n    - {name: deletes,", 1)
+	if ws := warnings(readOnly); !has(ws, "policy.rules[0].read_only: starts sessions read-only on the server, so a write that policy.rules[1] sends for approval fails there (SQLSTATE 25006)") {
+		t.Errorf("warnings = %q", ws)
+	}
 	// With the admin API and approvers, no approvals warning.
 	ws = warnings(withApprovals("approvals: {}\nadmin: {token: " + testAdminToken + ", revocations_file: r.json}\n"))
 	if has(ws, "approvals") || has(ws, "approve") {
