@@ -58,7 +58,7 @@ func (s *clientSession) approval(st *statement, d policy.Decision, params []*str
 	who := s.info.Identity
 	who.Claims = session.Claims{} // the approver needs who and through which chain, not every claim of the token
 	req := &policy.ApprovalRequest{Session: s.info.ID, Database: s.info.Database, Identity: who,
-		Rule: d.Rule, Reason: d.Reason, SQL: st.sql, Params: params, Spec: spec, Created: time.Now()}
+		Rule: d.Rule, Reason: d.Reason, SQL: st.shownSQL(), Params: params, Spec: spec, Created: time.Now()}
 	if st.protocol == session.ProtocolFunctionCall {
 		req.SQL = fmt.Sprintf("-- fast-path call of the function with OID %d", st.fnOID)
 	}

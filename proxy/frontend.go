@@ -190,6 +190,9 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 	switch {
 	case held != nil:
 		st.decision = *held
+		if sts, err := s.p.analyzer().Analyze(st.sql); err == nil && st.sql != "" {
+			st.withheld = s.withheldText(st.sql, sts) // recorded, though not judged
+		}
 	case kind == opParse && st.name == refusedName:
 		st.decision = policy.Decision{Verdict: policy.Block, Rule: "reserved-name",
 			Reason: "The gateway reserves this prepared statement name."}

@@ -38,6 +38,7 @@ func (s *clientSession) judge(st *statement, stage policy.Stage, params []policy
 			return d
 		}
 		st.analysis = sts
+		st.withheld = s.withheldText(st.sql, sts)
 	}
 	sts, overlay := s.names.Resolve(st.analysis, s.info.UpstreamUser)
 	// The contract lets the policy see q only during the call, so one per

@@ -91,6 +91,18 @@ type statement struct {
 	// refusal when not 42501.
 	approvalNames *judge.Names
 	refusedCode   string
+	// withheld, when set, is the text recordings, approval requests and
+	// spans get instead of sql, which may carry a credential (see
+	// withheldText).
+	withheld string
+}
+
+// shownSQL is the statement's text as the gateway may keep or show it.
+func (st *statement) shownSQL() string {
+	if st.withheld != "" {
+		return st.withheld
+	}
+	return st.sql
 }
 
 // Outcomes of a Parse.

@@ -11,11 +11,12 @@ import (
 
 // statementEvent describes a judged statement for the recorder.
 func statementEvent(seq int64, st *statement, stage policy.Stage, d policy.Decision) *session.StatementEvent {
-	ev := &session.StatementEvent{Seq: seq, Protocol: st.protocol, SQL: st.sql, Name: st.name, FunctionOID: st.fnOID,
+	sql := st.shownSQL()
+	ev := &session.StatementEvent{Seq: seq, Protocol: st.protocol, SQL: sql, Name: st.name, FunctionOID: st.fnOID,
 		Stage: string(stage), Verdict: d.Verdict.String(), Rule: d.Rule, Reason: d.Reason}
-	if !utf8.ValidString(st.sql) {
+	if !utf8.ValidString(sql) {
 		// JSON would replace the invalid bytes: keep them all.
-		ev.SQL, ev.SQLBytes = "", []byte(st.sql)
+		ev.SQL, ev.SQLBytes = "", []byte(sql)
 	}
 	for _, a := range st.analysis {
 		for x := a; x != nil; x = x.Inner {
@@ -34,6 +35,38 @@ func statementEvent(seq int64, st *statement, stage policy.Stage, d policy.Decis
 		}
 	}
 	return ev
+}
+
+// credentialCommands are the statements whose text may carry a password
+// (CREATE ROLE ... PASSWORD, user mappings and foreign servers with a
+// password option).
+var credentialCommands = map[string]bool{
+	"CREATE ROLE": true, "ALTER ROLE": true,
+	"CREATE USER MAPPING": true, "ALTER USER MAPPING": true,
+	"CREATE FOREIGN SERVER": true, "ALTER FOREIGN SERVER": true,
+}
+
+// withheldText returns, for a query with a statement that may carry a
+// credential, the text the gateway keeps and shows instead of sql: sql
+// with its constants replaced by $1, $2, ... (PostgreSQL's own
+// normalisation), or, when that replaces nothing, a note that the text was
+// withheld. Otherwise "": sql may be kept as it is.
+func (s *clientSession) withheldText(sql string, sts []*policy.Statement) string {
+	command := ""
+	for _, a := range sts {
+		for x := a; x != nil && command == ""; x = x.Inner {
+			if credentialCommands[x.Command] {
+				command = x.Command
+			}
+		}
+	}
+	if command == "" {
+		return ""
+	}
+	if n, err := s.p.analyzer().Normalize(sql); err == nil && n != sql {
+		return n
+	}
+	return "-- pgwarden: the text of this " + command + " is not kept: it may carry a credential"
 }
 
 // bindEvent describes a Bind for the recorder, with its parameters.

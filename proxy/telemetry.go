@@ -404,7 +404,7 @@ func (s *clientSession) telStatement(st *statement, stage policy.Stage, d policy
 	if len(st.analysis) > 1 {
 		kv = append(kv, semconv.DBOperationBatchSize(len(st.analysis)))
 	}
-	if text := t.normalizedText(st.sql); text != "" {
+	if text := t.normalizedText(st.shownSQL()); text != "" {
 		kv = append(kv, semconv.DBQueryText(text))
 	}
 	if d.Rule != "" {

@@ -37,10 +37,13 @@
 //     Wrap a Recorder with BestEffort to opt out of failing closed,
 //     explicitly.
 //   - Secrets: events carry no password or token of the client's login or
-//     of the gateway's credential, and a Recorder must not add them. They
-//     do carry what the client sent as it sent it (statement text, Bind
-//     parameters), which may hold anything, a password in ALTER ROLE
-//     included: keep recordings where such data may be kept.
+//     of the gateway's credential, and a Recorder must not add them. The
+//     text of statements that may carry a password (CREATE and ALTER ROLE,
+//     user mappings, foreign servers) is recorded with its constants
+//     replaced by $1, $2, ... Other statements and Bind parameters are
+//     recorded as the client sent them (masked columns' values masked),
+//     and may hold anything the client chose to send: keep recordings
+//     where such data may be kept.
 //   - A panic is treated as an error (the log gets it with its stack).
 //
 // # Implementing an Archive
