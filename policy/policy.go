@@ -145,8 +145,11 @@ const (
 	Abstain Verdict = iota
 	// Allow forwards the statement.
 	Allow
-	// Mask forwards the statement and masks the result columns named in
-	// Decision.Masks.
+	// Mask asks that the statement be forwarded with the result columns
+	// named in Decision.Masks masked. The proxy does not honour it: it
+	// refuses the statement, because it masks only the columns declared
+	// on it (proxy.Proxy.Masks, with package mask), for which it reads the
+	// catalog at session start and follows values through every query.
 	Mask
 	// Approve holds the statement until a person approves it.
 	Approve
@@ -188,7 +191,8 @@ type Decision struct {
 	// Reason says why, in words the user will read (it is sent to the
 	// client in the error's detail). Never put a secret in it.
 	Reason string
-	// Masks are the columns to mask, for a Mask verdict.
+	// Masks are the columns to mask, for a Mask verdict (which the proxy
+	// refuses; see Mask).
 	Masks []ColumnMask
 	// Approval says how an Approve verdict is approved; nil is the zero
 	// ApprovalSpec (hold, default timeout).

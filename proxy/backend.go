@@ -246,6 +246,11 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 				return nil, errSessionOver
 			}
 			// The client sees the name it chose, as without the gateway.
+			if name, ok := s.appNames.clientName(string(value)); ok {
+				clientApp = name
+			} else if string(value) == s.identity[settingAppName] {
+				clientApp = s.info.ApplicationName // back to the login's
+			}
 			return clientAppNameStatus(clientApp), nil
 		}
 	default:

@@ -190,8 +190,10 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 	switch {
 	case held != nil:
 		st.decision = *held
-		if sts, err := s.p.analyzer().Analyze(st.sql); err == nil && st.sql != "" {
+		if sts, err := s.p.analyzer().Analyze(st.sql); err == nil {
 			st.withheld = s.withheldText(st.sql, sts) // recorded, though not judged
+		} else {
+			st.withheld = s.withheldUnparsed(st.sql)
 		}
 	case kind == opParse && st.name == refusedName:
 		st.decision = policy.Decision{Verdict: policy.Block, Rule: "reserved-name",

@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -102,7 +103,9 @@ func (s *clientSession) keepIdentityInAppName(raw []byte, kind opKind, st *state
 	if local {
 		scope = "LOCAL "
 	}
-	sql := "SET " + scope + "application_name = " + quoteLiteral(taggedAppName(s.info.Identity, value))
+	tagged := taggedAppName(s.info.Identity, value)
+	s.appNames.remember(tagged, value)
+	sql := "SET " + scope + "application_name = " + quoteLiteral(tagged)
 	var out []byte
 	if kind == opParse {
 		out, _ = (&pgproto3.Parse{Name: st.name, Query: sql, ParameterOIDs: st.paramTypes}).Encode(nil)
@@ -110,6 +113,36 @@ func (s *clientSession) keepIdentityInAppName(raw []byte, kind opKind, st *state
 		out, _ = (&pgproto3.Query{String: sql}).Encode(nil)
 	}
 	return out
+}
+
+// appNames remembers, for the application_name values the gateway made
+// (cut to what the server keeps), the names the client gave, so that the
+// client is told its own name as the server would report it. The frontend
+// relay writes it, the backend relay reads it.
+type appNames struct {
+	mu    sync.Mutex
+	names map[string]string
+}
+
+// maxAppNames bounds what a session remembers; past it, older names are
+// forgotten (the client is then told the name as cut upstream).
+const maxAppNames = 16
+
+func (a *appNames) remember(tagged, client string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.names == nil || len(a.names) >= maxAppNames {
+		a.names = map[string]string{}
+	}
+	a.names[tagged] = client
+}
+
+// clientName is the name the client gave for tagged, if remembered.
+func (a *appNames) clientName(tagged string) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	name, ok := a.names[tagged]
+	return name, ok
 }
 
 // clientAppName is the application_name the client set, from one the

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/pgwarden/pgwarden/internal/analysis"
@@ -32,13 +31,18 @@ func (s *clientSession) judge(st *statement, stage policy.Stage, params []policy
 	} else if stage != policy.StageBind {
 		sts, err := s.p.analyzer().Analyze(st.sql)
 		if err != nil {
-			return judge.AnalysisRefusal(err)
+			d := judge.AnalysisRefusal(err)
+			if st.withheld = s.withheldUnparsed(st.sql); st.withheld != "" {
+				// The parser's reason quotes the text near the error.
+				d.Reason = "The gateway cannot analyse this statement; its text is not kept, as it may carry a credential."
+			}
+			return d
 		}
+		st.withheld = s.withheldText(st.sql, sts)
 		if d, refused := judge.GatewaySettings(sts); refused {
 			return d
 		}
 		st.analysis = sts
-		st.withheld = s.withheldText(st.sql, sts)
 	}
 	sts, overlay := s.names.Resolve(st.analysis, s.info.UpstreamUser)
 	// The contract lets the policy see q only during the call, so one per
@@ -50,16 +54,10 @@ func (s *clientSession) judge(st *statement, stage policy.Stage, params []policy
 		q.Portal = st.portal
 	}
 	d, err := judge.Decide(s.ctx, s.p.Policy, q)
+	d = judge.Enforced(d)
 	*q = policy.Query{}
 	if err != nil {
 		s.log.Error("pgwarden: policy failed; statement refused", "err", err, "seq", st.seq)
-	}
-	if d.Verdict == policy.Mask {
-		// Masks are declared on the Proxy (Proxy.Masks), where the
-		// gateway can read the catalog for them at session start; a
-		// verdict alone cannot be honoured.
-		return policy.Decision{Verdict: policy.Block, Rule: d.Rule,
-			Reason: fmt.Sprintf("The policy asked to %v this statement, which this gateway cannot do from a policy decision; the statement is refused.", d.Verdict)}
 	}
 	if d.Verdict == policy.Approve && stage == policy.StageParse {
 		// Preparing runs nothing: the Bind that would run it, with its

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/pgwarden/pgwarden/internal/wire"
@@ -41,9 +42,28 @@ func statementEvent(seq int64, st *statement, stage policy.Stage, d policy.Decis
 // (CREATE ROLE ... PASSWORD, user mappings and foreign servers with a
 // password option).
 var credentialCommands = map[string]bool{
-	"CREATE ROLE": true, "ALTER ROLE": true,
+	"CREATE ROLE": true, "ALTER ROLE": true, "ALTER ROLE SET": true, "ALTER DATABASE SET": true,
 	"CREATE USER MAPPING": true, "ALTER USER MAPPING": true,
 	"CREATE FOREIGN SERVER": true, "ALTER FOREIGN SERVER": true,
+	"CREATE SUBSCRIPTION": true, "ALTER SUBSCRIPTION": true, "ALTER SYSTEM": true,
+}
+
+// credentialWords are words whose presence in a text the gateway could not
+// parse makes it withhold the text (see withheldUnparsed).
+var credentialWords = []string{"password", "connection", "conninfo", "secret", "user mapping"}
+
+// withheldUnparsed is withheldText for a text the analyzer refused: when
+// it mentions a credential, its constants are replaced (or the whole text
+// withheld when even that fails); otherwise "".
+func (s *clientSession) withheldUnparsed(sql string) string {
+	lower := strings.ToLower(sql)
+	if !slices.ContainsFunc(credentialWords, func(w string) bool { return strings.Contains(lower, w) }) {
+		return ""
+	}
+	if n, err := s.p.analyzer().Normalize(sql); err == nil && n != sql {
+		return n
+	}
+	return "-- pgwarden: the text of this statement is not kept: it could not be analysed and may carry a credential"
 }
 
 // withheldText returns, for a query with a statement that may carry a

@@ -39,6 +39,9 @@ type clientSession struct {
 	// events nobody keeps.
 	recording bool
 	recMu     sync.Mutex // events of a session are recorded one at a time
+	// appNames are the names the client gave with SET application_name
+	// (see keepIdentityInAppName).
+	appNames appNames
 
 	client net.Conn
 	cr     *wire.Reader

@@ -83,6 +83,15 @@ func AppNameSet(sts []*policy.Statement) (value string, local bool, ok bool) {
 	if set.Name != "application_name" || set.Via != "SET" || !set.Known || set.Reset {
 		return "", false, false
 	}
+	// One value: the server refuses a list ('a', 'b'), which the analysis
+	// joins into one text.
+	tree, err := sts[0].Tree()
+	if err != nil {
+		return "", false, false
+	}
+	if vs := tree.GetStmt().GetVariableSetStmt(); vs == nil || len(vs.GetArgs()) != 1 {
+		return "", false, false
+	}
 	return set.Value, set.Local, true
 }
 
@@ -357,6 +366,18 @@ func Decide(ctx context.Context, pol policy.Policy, q *policy.Query) (d policy.D
 			Reason: fmt.Sprintf("The policy returned %v, which is not a verdict; the statement is refused.", d.Verdict)}, nil
 	}
 	return d, nil
+}
+
+// Enforced is what the proxy does with a decision: a Mask verdict is
+// refused, because masks are declared on the Proxy (Proxy.Masks), where
+// the gateway reads the catalog for them at session start; a verdict alone
+// cannot be honoured. Other decisions are returned unchanged.
+func Enforced(d policy.Decision) policy.Decision {
+	if d.Verdict != policy.Mask {
+		return d
+	}
+	return policy.Decision{Verdict: policy.Block, Rule: d.Rule,
+		Reason: "The policy asked to mask this statement's results, which this gateway does only for the columns declared in its masks (Proxy.Masks, policy.masks); the statement is refused."}
 }
 
 // policyError refuses a statement the policy failed on.
