@@ -282,8 +282,13 @@ func (spec RuleSpec) build(path string) (Policy, []RuleSetProblem) {
 		if spec.MaxChainDepth != nil {
 			hi = *spec.MaxChainDepth
 		}
-		if lo < 0 || (hi >= 0 && hi < lo) {
-			fail("max_chain_depth", "the chain depth range is empty or negative")
+		switch {
+		case lo < 0:
+			fail("min_chain_depth", "must be 0 or more")
+		case spec.MaxChainDepth != nil && hi < 0:
+			fail("max_chain_depth", "must be 0 or more")
+		case hi >= 0 && hi < lo:
+			fail("max_chain_depth", "is below min_chain_depth: no delegation chain would match")
 		}
 		who = append(who, ChainDepth(lo, hi))
 	}

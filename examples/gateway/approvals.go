@@ -19,6 +19,7 @@ import (
 	"github.com/xdg-go/scram"
 
 	"github.com/pgwarden/pgwarden/auth"
+	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/policy/approval"
 	"github.com/pgwarden/pgwarden/session"
 )
@@ -59,6 +60,23 @@ func (a *approvalsConfig) usesPostgres() bool {
 	return a.Store == approvalsPostgres || (a.Store == "" && !a.Postgres.IsZero())
 }
 
+// policyRules returns the policy section's rules (none without one).
+func (c *config) policyRules() []policy.RuleSpec {
+	if c.Policy == nil {
+		return nil
+	}
+	return c.Policy.Rules
+}
+
+// mayApplyToTheSame reports whether two rules may apply to one identity:
+// false only when both name groups, or both name subjects, and share none.
+func mayApplyToTheSame(a, b policy.RuleSpec) bool {
+	disjoint := func(x, y []string) bool {
+		return len(x) > 0 && len(y) > 0 && !slices.ContainsFunc(x, func(s string) bool { return slices.Contains(y, s) })
+	}
+	return !disjoint(a.Groups, b.Groups) && !disjoint(a.Subjects, b.Subjects)
+}
+
 // validateApprovals checks the approvals section, and warns about policy
 // rules with verdict approve that cannot work as configured.
 func (c *config) validateApprovals(v *validator) {
@@ -72,10 +90,13 @@ func (c *config) validateApprovals(v *validator) {
 		}
 	}
 	rules := keyPath("policy.rules")
-	if len(approveRules) > 0 {
-		for i, r := range c.Policy.Rules {
-			if r.ReadOnly {
-				v.warn(rules.index(i).key("read_only"), "starts sessions read-only on the server, so a write that policy.rules[%d] sends for approval fails there (SQLSTATE 25006) after a person approves it, for identities both rules apply to; give them a condition (when) that separates them, or rely on the database role's grants instead", approveRules[0])
+	for i, r := range c.policyRules() {
+		if !r.ReadOnly {
+			continue
+		}
+		for _, j := range approveRules {
+			if mayApplyToTheSame(r, c.Policy.Rules[j]) {
+				v.warn(rules.index(i).key("read_only"), "starts sessions read-only on the server, so a write that policy.rules[%d] sends for approval fails there (SQLSTATE 25006) after a person approves it, for identities both rules apply to; give them groups or subjects that separate them, or rely on the database role's grants instead", j)
 				break
 			}
 		}

@@ -70,7 +70,7 @@ func TestApprovalsConfig(t *testing.T) {
 		{"bad dsn", "approvals: {postgres: \"postgres://gw:approvals-db-secret@db:notaport/x\"}\n", []string{"approvals.postgres: is not a valid connection string"}},
 		{"table without postgres", "approvals: {table: approvals}\n", []string{"approvals.table: only applies to store postgres"}},
 		{"bad table", "approvals: {postgres: \"host=db\", table: Approvals-Table}\n", []string{"approvals.table: must be name or schema.name"}},
-		{"unknown key", "approvals: {stor: memory}\n", []string{"approvals.stor: field stor not found"}},
+		{"unknown key", "approvals: {stor: memory}\n", []string{"approvals.stor: unknown key stor"}},
 		{"webhook without url", "approvals:\n  webhook: {timeout: 1s}\n", []string{"line 14: approvals.webhook.url: is required"}},
 		{"webhook not a url", "approvals:\n  webhook: {url: \"hooks.example.com/x\"}\n", []string{"approvals.webhook.url: must be an https URL"}},
 		{"webhook http off loopback", "approvals:\n  webhook: {url: \"http://hooks.example.com/webhook-url-secret\"}\n",

@@ -43,7 +43,7 @@ func TestCheckCommand(t *testing.T) {
 
 	bad := writeFile(t, minimal+"unknown_key: 1\n")
 	code, stdout, stderr = runCLI([]string{"check", "--config", bad}, "")
-	if code != exitError || stdout != "" || !strings.Contains(stderr, "line 11: unknown_key: field unknown_key not found") {
+	if code != exitError || stdout != "" || !strings.Contains(stderr, "line 11: unknown_key: unknown key unknown_key (see the YAML reference)") {
 		t.Errorf("check bad config: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 
@@ -117,7 +117,7 @@ func TestCheckCommandJudgesSQL(t *testing.T) {
 	}{
 		{[]string{"SELECT 1"}, exitOK, []string{`allow (rule "default")`}},
 		{[]string{"SELECT * FROM secrets", "select * from PUBLIC.secrets"}, exitRefused,
-			[]string{`block (rule "no-secrets"): Secrets stay secret.`, `block (rule "no-secrets"): Secrets stay secret.`}},
+			[]string{`SELECT * FROM secrets`, `  block (rule "no-secrets"): Secrets stay secret.`, `select * from PUBLIC.secrets`, `  block (rule "no-secrets"): Secrets stay secret.`}},
 		{[]string{"--groups", "analysts", "DELETE FROM t WHERE id = 1"}, exitRefused,
 			[]string{`block (rule "analysts-read-only"): This session is read-only: DELETE changes data.`}},
 		{[]string{"--search-path", "hidden,public", "SELECT * FROM secrets"}, exitRefused, []string{`block (rule "no-secrets")`}},
@@ -127,7 +127,7 @@ func TestCheckCommandJudgesSQL(t *testing.T) {
 		{[]string{"SELECT (("}, exitRefused, []string{`block (rule "analysis"): The gateway cannot analyse this statement: syntax error`}},
 	} {
 		code, stdout, stderr := runCLI(append([]string{"check", "--config", cfg}, c.args...), "")
-		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
 		if code != c.code || len(lines) != len(c.want) {
 			t.Errorf("check %q: exit %d, stdout %q, stderr %q; want exit %d and %d lines", c.args, code, stdout, stderr, c.code, len(c.want))
 			continue
@@ -145,5 +145,30 @@ func TestCheckCommandJudgesSQL(t *testing.T) {
 	code, _, stderr := runCLI([]string{"check", "--config", bad}, "")
 	if code != exitError || !strings.Contains(stderr, "policy.rules[0].verdict: must be allow") || !strings.Contains(stderr, `policy.rules[0].kinds[0]: unknown statement kind "selekt"`) {
 		t.Errorf("bad rules: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestCheckDelegationChain: check judges as a subject with a delegation
+// chain, so rules on the chain can be tried offline; with several SQL
+// texts, each decision follows its text.
+func TestCheckDelegationChain(t *testing.T) {
+	t.Parallel()
+	cfg := writeFile(t, minimal+`  rules:
+    - name: deep-agents-only-read
+      min_chain_depth: 3
+      writes: true
+`)
+	sql := []string{"insert into t values (1)", "select 1"}
+	code, stdout, stderr := runCLI(append([]string{"check", "--config", cfg, "--subject", "alice", "--chain", "ci-job,agent,sub-agent"}, sql...), "")
+	want := "insert into t values (1)\n  block (rule \"deep-agents-only-read\")\nselect 1\n  allow (rule \"default\")\n"
+	if code != exitRefused || stdout != want {
+		t.Errorf("three agents: exit %d, stdout %q, stderr %q; want exit %d and %q", code, stdout, stderr, exitRefused, want)
+	}
+	code, stdout, _ = runCLI([]string{"check", "--config", cfg, "--subject", "alice", "--chain", "ci-job", sql[0]}, "")
+	if code != exitOK || stdout != "allow (rule \"default\")\n" {
+		t.Errorf("one agent: exit %d, stdout %q", code, stdout)
+	}
+	if code, _, _ := runCLI([]string{"check", "--config", cfg, "--subject", "a", "--user", "alice", "select 1"}, ""); code != exitUsage {
+		t.Errorf("--user with --subject: exit %d, want %d", code, exitUsage)
 	}
 }

@@ -199,17 +199,17 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown top-level key",
 			text: minimal + "listne: 127.0.0.1:6432\n",
-			want: []string{"line 11: listne: field listne not found in type main.config"},
+			want: []string{"line 11: listne: unknown key listne (see the YAML reference)"},
 		},
 		{
 			name: "unknown nested key",
 			text: "tls:\n  cert: a.crt\n  key: a.key\n  ciphers: [x]\n" + minimal,
-			want: []string{"line 4: tls.ciphers: field ciphers not found"},
+			want: []string{"line 4: tls.ciphers: unknown key ciphers"},
 		},
 		{
 			name: "unknown key in a flow mapping",
 			text: strings.Replace(minimal, "groups: [analysts]}", "group: analysts}", 1),
-			want: []string{"line 5: auth.users[0].group: field group not found in type main.userConfig"},
+			want: []string{"line 5: auth.users[0].group: unknown key group (see the YAML reference)"},
 		},
 		{
 			name: "duplicate key",
@@ -330,7 +330,17 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "not a mapping",
 			text: minimal + "limits: 10\n",
-			want: []string{"line 11: limits: cannot unmarshal !!int into main.limitsConfig"},
+			want: []string{"line 11: limits: must be a mapping, not an integer"},
+		},
+		{
+			name: "wrong type in a flow mapping",
+			text: minimal + "  rules: [{name: a, min_chain_depth: two}]\n",
+			want: []string{"line 11: policy.rules[0]: must be an integer, not text"},
+		},
+		{
+			name: "negative chain depth",
+			text: minimal + "  rules: [{name: a, min_chain_depth: -1}]\n",
+			want: []string{"policy.rules[0].min_chain_depth: must be 0 or more"},
 		},
 		{
 			name: "reserved startup parameter",

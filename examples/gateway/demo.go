@@ -204,6 +204,10 @@ func (env *demoEnv) writeConfig(listen, appPassword string) error {
 	if err != nil {
 		return err
 	}
+	recordingKey, err := randomPassword() // 144 bits; the file store wants 32+ characters
+	if err != nil {
+		return err
+	}
 	text := fmt.Sprintf(`# Written by "pgwarden demo"; removed when the demo stops.
 listen: %s
 tls:
@@ -248,11 +252,15 @@ policy:
     - column: public.users.ssn
       method: partial
       keep_last: 4
+recording:               # every session, replayable: pgwarden sessions / replay --config this file
+  dir: recordings
+  key: %s
 log:
   level: info
   format: text
 `, yamlQuote(listen), yamlQuote(env.cluster.Addr()), demoUser, yamlQuote(verifier), demoGroup,
-		yamlQuote(env.idp.Issuer()), yamlQuote(env.idp.Audience()), yamlQuote(appPassword), demoGroup)
+		yamlQuote(env.idp.Issuer()), yamlQuote(env.idp.Audience()), yamlQuote(appPassword), demoGroup,
+		yamlQuote(recordingKey+recordingKey))
 	return os.WriteFile(env.configFile, []byte(text), 0o600)
 }
 

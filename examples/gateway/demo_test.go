@@ -168,6 +168,17 @@ func TestDemo(t *testing.T) {
 	}
 	conn.Close(ctx)
 
+	// The sessions are recorded, and the recordings verify while the demo
+	// runs.
+	out, err = exec.CommandContext(ctx, buildBinary(t), "sessions", "--config", filepath.Join(demoDir, "pgwarden.yaml")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "alice") || !strings.Contains(string(out), "sub-agent") {
+		t.Errorf("pgwarden sessions on the demo: %v\n%s", err, out)
+	}
+	out, err = exec.CommandContext(ctx, buildBinary(t), "verify", "--allow-open", "--config", filepath.Join(demoDir, "pgwarden.yaml")).CombinedOutput()
+	if err != nil {
+		t.Errorf("pgwarden verify on the demo: %v\n%s", err, out)
+	}
+
 	// A wrong password is refused.
 	if c, err := pgx.Connect(ctx, conninfo+" password=wrong"); err == nil {
 		c.Close(ctx)

@@ -167,6 +167,8 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 	groups := fs.String("groups", "", "comma-separated `groups` of the identity (added to the user's)")
 	at := fs.String("at", "", "judge at this `time` (RFC 3339); default: now")
 	searchPath := fs.String("search-path", "public", "comma-separated `schemas` of the session's search_path")
+	subject := fs.String("subject", "", "judge as this `subject` (an OIDC sub, say) instead of a static user")
+	chain := fs.String("chain", "", "comma-separated `agents` acting for the identity, from the first to the one on the wire (its delegation chain)")
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -216,7 +218,17 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
+	if *subject != "" {
+		if *user != "" {
+			fmt.Fprintln(stderr, "pgwarden check: --user and --subject are exclusive")
+			return exitUsage
+		}
+		id = session.Identity{Subject: *subject}
+	}
 	id.Groups = append(id.Groups, splitList(*groups)...)
+	for _, a := range splitList(*chain) {
+		id.Chain = append(id.Chain, session.Actor{Subject: a})
+	}
 	o := judge.Offline{
 		Policy:   g.proxy.Policy,
 		Info:     &session.Info{ID: "check", Identity: id, User: id.Subject, Database: "postgres", StartedAt: now},
@@ -225,7 +237,11 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	status := exitOK
 	for _, sql := range fs.Args() {
+		if fs.NArg() > 1 {
+			fmt.Fprintf(stdout, "%s\n  ", sql)
+		}
 		d, err := o.Decide(context.Background(), sql, now)
+		d = judge.Enforced(d) // what the gateway does with it
 		if err != nil {
 			fmt.Fprintf(stderr, "pgwarden check: the policy failed: %v\n", err)
 		}

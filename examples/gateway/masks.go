@@ -47,6 +47,11 @@ func (c *config) validateMasks(v *validator) {
 	if c.Policy == nil {
 		return
 	}
+	for i, r := range c.Policy.Rules {
+		if r.Verdict == "mask" || len(r.Masks) > 0 {
+			v.warn(keyPath("policy.rules").index(i), "verdict mask is refused by the gateway, which masks only the columns of policy.masks: every statement this rule matches is refused; declare the columns in policy.masks instead")
+		}
+	}
 	needKey := false
 	for i, m := range c.Policy.Masks {
 		p := keyPath("policy.masks").index(i)

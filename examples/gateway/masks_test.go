@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +93,18 @@ policy:
 	wantLoadError(t, base+"  masks: [{column: public.c.e, method: hash}]\n", "policy.mask_key", "16 bytes")
 	wantLoadError(t, base+"  masks: [{column: public.c.e, method: redact, detectors: [dna]}]\n", "policy.masks[0].detectors[0]")
 	wantLoadError(t, base+"  masks: [{column: public.c.e, method: redact, inference: maybe}]\n", "policy.masks[0].inference")
+
+	// A rule with verdict mask is accepted by the policy package but
+	// refused by the gateway: said at load time.
+	cfg, err := parseConfig([]byte(base+"  rules: [{name: m, verdict: mask, masks: [{column: public.t.c, masker: redact}]}]\n"), filepath.Join(t.TempDir(), "c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(cfg.warnings, func(w string) bool {
+		return strings.Contains(w, "policy.rules[0]: verdict mask is refused by the gateway")
+	}) {
+		t.Errorf("warnings = %q", cfg.warnings)
+	}
 }
 
 func TestCheckPrintsTheMaskPlan(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -207,7 +208,7 @@ func (l *locator) decodeProblem(msg string) problem {
 		return problem{Err: errors.New(strings.TrimPrefix(msg, "yaml: "))}
 	}
 	line, _ := strconv.Atoi(m[1])
-	text := redactValue(m[3])
+	text := plainTypeError(redactValue(m[3]))
 	p := problem{Line: line, Err: errors.New(text)}
 	if m[2] != "" {
 		col, _ := strconv.Atoi(m[2])
@@ -224,11 +225,73 @@ func (l *locator) decodeProblem(msg string) problem {
 			}
 		}
 		keys = named
+		switch {
+		case strings.Contains(text, " not found in type"):
+			p.Err = fmt.Errorf("unknown key %s (see the YAML reference)", name)
+		case strings.Contains(text, " already set in type"):
+			p.Err = fmt.Errorf("key %s is set twice", name)
+		}
 	}
-	if len(keys) == 1 {
+	switch {
+	case len(keys) == 1:
 		p.Path = string(keys[0].path)
+	case len(keys) > 1:
+		// Several keys on one line (a flow mapping): name the innermost
+		// mapping, when its keys are all in one.
+		depth := func(k locatedKey) int { return strings.Count(string(k.path), ".") + strings.Count(string(k.path), "[") }
+		deepest := slices.MaxFunc(keys, func(a, b locatedKey) int { return depth(a) - depth(b) })
+		keys = slices.DeleteFunc(slices.Clone(keys), func(k locatedKey) bool { return depth(k) != depth(deepest) })
+		parent, ok := keys[0].path.parent()
+		for _, k := range keys[1:] {
+			if pk, _ := k.path.parent(); pk != parent {
+				ok = false
+			}
+		}
+		if ok {
+			p.Path = string(parent)
+		}
 	}
 	return p
+}
+
+// goTypeWords names the Go types of yaml.v3's type errors for people.
+var goTypeWords = map[string]string{
+	"int": "an integer", "int64": "an integer", "int32": "an integer", "uint": "an integer", "uint16": "an integer", "uint32": "an integer", "uint64": "an integer",
+	"bool": "true or false", "string": "text", "float64": "a number", "time.Duration": "a duration such as 30s",
+}
+
+// yamlTagWords names YAML's tags for people.
+var yamlTagWords = map[string]string{
+	"!!str": "text", "!!int": "an integer", "!!bool": "true or false", "!!float": "a number",
+	"!!map": "a mapping", "!!seq": "a list", "!!null": "nothing",
+}
+
+// plainTypeError rewords yaml.v3's "cannot unmarshal !!str into int" as
+// "must be an integer, not text"; other messages are returned unchanged.
+func plainTypeError(msg string) string {
+	rest, ok := strings.CutPrefix(msg, "cannot unmarshal ")
+	if !ok {
+		return msg
+	}
+	tag, into, ok := strings.Cut(rest, " into ")
+	if !ok {
+		return msg
+	}
+	want, ok := goTypeWords[into]
+	switch {
+	case ok:
+	case strings.HasPrefix(into, "[]"):
+		want = "a list"
+	case strings.HasPrefix(into, "map[") || strings.HasSuffix(into, "Config") || strings.HasSuffix(into, "Spec") || strings.HasSuffix(into, "RuleSet"):
+		want = "a mapping"
+	default:
+		return msg
+	}
+	got := yamlTagWords[tag]
+	if got == "" {
+		return "must be " + want
+	}
+	return "must be " + want + ", not " + got
 }
 
 // redactValue removes the value excerpt from a yaml.v3 type error:

@@ -162,7 +162,7 @@ func TestRecordingAndTelemetryErrors(t *testing.T) {
 		{"bad dsn", minimal + "recording:\n  postgres: \"host=x port=notaport\"\n  key: " + testRecordingKey + "\n",
 			[]string{"line 12: recording.postgres: is not a valid connection string"}},
 		{"unknown key", minimal + "recording:\n  directory: rec\n",
-			[]string{"line 12: recording.directory: field directory not found in type main.recordingConfig"}},
+			[]string{"line 12: recording.directory: unknown key directory (see the YAML reference)"}},
 		{"otlp without endpoint", minimal + "telemetry:\n  otlp: {insecure: true}\n",
 			[]string{"line 12: telemetry.otlp.endpoint: is required"}},
 		{"otlp endpoint as a URL", minimal + "telemetry:\n  otlp:\n    endpoint: http://collector:4318/v1\n",
@@ -170,7 +170,7 @@ func TestRecordingAndTelemetryErrors(t *testing.T) {
 		{"prometheus without admin", minimal + "telemetry:\n  prometheus:\n    enabled: true\n",
 			[]string{"line 13: telemetry.prometheus.enabled: needs the admin section"}},
 		{"prometheus as a boolean", minimal + admin + "telemetry:\n  prometheus: true\n",
-			[]string{"line 13: telemetry.prometheus: cannot unmarshal !!bool into main.prometheusConfig"}},
+			[]string{"line 13: telemetry.prometheus: must be a mapping, not true or false"}},
 		{"bad require_token", minimal + admin + "telemetry:\n  prometheus: {enabled: true, require_token: maybe}\n",
 			[]string{"line 13: telemetry.prometheus.require_token: not a boolean"}},
 	}
