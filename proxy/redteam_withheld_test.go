@@ -59,6 +59,18 @@ func (s *rtSecrets) next() string {
 	return fmt.Sprintf("%s-%d-Zq8", s.prefix, s.n)
 }
 
+// rtCasesFrom makes a case of each statement template, its SECRET
+// replaced by a distinct password.
+func rtCasesFrom(prefix string, templates ...string) []rtWithheldCase {
+	s := &rtSecrets{prefix: prefix}
+	cases := make([]rtWithheldCase, 0, len(templates))
+	for _, f := range templates {
+		secret := s.next()
+		cases = append(cases, rtWithheldCase{sql: strings.ReplaceAll(f, "SECRET", secret), secret: secret})
+	}
+	return cases
+}
+
 // rtLeaks returns, for each event of the recording that holds secret, the
 // event as JSON.
 func rtLeaks(t testing.TB, rec *eventLog, secret string) []string {
@@ -329,20 +341,14 @@ func rtLeakingCases() []rtWithheldCase {
 // read: a typo, an unterminated literal, and forms the grammar does not
 // have (EXPLAIN, PREPARE and CREATE SCHEMA of a role).
 func rtAnalysisRefusedCases() []rtWithheldCase {
-	s := &rtSecrets{prefix: "unparsed-pw"}
-	var cases []rtWithheldCase
-	for _, f := range []string{
+	return rtCasesFrom("unparsed-pw",
 		"ALTER ROLE redteam_nobody PASSWORD 'SECRET' VALID UNTILL '2030-01-01'",
 		"ALTER ROLE redteam_nobody PASSWORD 'SECRET",
 		"CREATE USER MAPPING FOR redteam_nobody SERVER redteam_nosrv OPTIONS (user 'u' password 'SECRET')",
 		"EXPLAIN ALTER ROLE redteam_nobody PASSWORD 'SECRET'",
 		"PREPARE redteam_p AS ALTER ROLE redteam_nobody PASSWORD 'SECRET'",
 		"CREATE SCHEMA redteam_s CREATE ROLE redteam_nobody PASSWORD 'SECRET'",
-	} {
-		secret := s.next()
-		cases = append(cases, rtWithheldCase{sql: strings.ReplaceAll(f, "SECRET", secret), secret: secret})
-	}
-	return cases
+	)
 }
 
 // rtWantNoLeaks fails t (as a known bug) for each case whose password is
@@ -410,17 +416,11 @@ func TestRedTeamWithheldFixedSkippedOnAnalysisRefusal(t *testing.T) {
 // rtGatewaySettingsCases are credential statements sent with a statement
 // the gateway's own settings rules refuse.
 func rtGatewaySettingsCases() []rtWithheldCase {
-	s := &rtSecrets{prefix: "settings-pw"}
-	var cases []rtWithheldCase
-	for _, f := range []string{
+	return rtCasesFrom("settings-pw",
 		"ALTER ROLE redteam_nobody PASSWORD 'SECRET'; SET application_name = 'x'",
 		"ALTER ROLE redteam_nobody PASSWORD 'SECRET'; SET standard_conforming_strings = off",
 		"CREATE USER MAPPING FOR redteam_nobody SERVER redteam_nosrv OPTIONS (password 'SECRET'); SELECT set_config('pgwarden.subject', 'x', false)",
-	} {
-		secret := s.next()
-		cases = append(cases, rtWithheldCase{sql: strings.ReplaceAll(f, "SECRET", secret), secret: secret})
-	}
-	return cases
+	)
 }
 
 // TestRedTeamWithheldFixedSkippedOnGatewaySettingsRefusal: HOLE.
@@ -459,17 +459,11 @@ func TestRedTeamWithheldFixedSkippedOnGatewaySettingsRefusal(t *testing.T) {
 // rtConnInfoCases are statements whose libpq connection string carries a
 // password: subscriptions and the standby's primary_conninfo.
 func rtConnInfoCases() []rtWithheldCase {
-	s := &rtSecrets{prefix: "conninfo-pw"}
-	var cases []rtWithheldCase
-	for _, f := range []string{
+	return rtCasesFrom("conninfo-pw",
 		"CREATE SUBSCRIPTION redteam_sub CONNECTION 'host=127.0.0.1 dbname=app user=repl password=SECRET' PUBLICATION redteam_pub WITH (connect = false)",
 		"ALTER SUBSCRIPTION redteam_sub CONNECTION 'host=127.0.0.1 user=repl password=SECRET'",
 		"ALTER SYSTEM SET primary_conninfo = 'host=primary user=repl password=SECRET'",
-	} {
-		secret := s.next()
-		cases = append(cases, rtWithheldCase{sql: strings.ReplaceAll(f, "SECRET", secret), secret: secret})
-	}
-	return cases
+	)
 }
 
 // TestRedTeamWithheldFixedMissesConnectionStrings: HOLE.
@@ -516,16 +510,10 @@ func TestRedTeamWithheldFixedMissesConnectionStrings(t *testing.T) {
 // rtAlterRoleSetCases are ALTER ROLE statements that set a role's
 // default for a setting that holds a credential.
 func rtAlterRoleSetCases() []rtWithheldCase {
-	s := &rtSecrets{prefix: "roleset-pw"}
-	var cases []rtWithheldCase
-	for _, f := range []string{
+	return rtCasesFrom("roleset-pw",
 		"ALTER ROLE redteam_nobody SET myext.api_password = 'SECRET'",
 		"ALTER USER redteam_nobody IN DATABASE app SET myext.api_password TO 'SECRET'",
-	} {
-		secret := s.next()
-		cases = append(cases, rtWithheldCase{sql: strings.ReplaceAll(f, "SECRET", secret), secret: secret})
-	}
-	return cases
+	)
 }
 
 // TestRedTeamWithheldFixedMissesAlterRoleSet: HOLE (low).
