@@ -137,3 +137,7 @@ func (c *conn) CloseWrite() error {
 	}
 	return nil
 }
+
+// SyscallConn returns the socket's raw connection, so that the socket can
+// be taken over (see internal/evloop).
+func (c *conn) SyscallConn() (syscall.RawConn, error) { return c.rc, nil }

@@ -94,6 +94,11 @@ func (r *Reader) Reset(src io.Reader) error {
 	return nil
 }
 
+// SetSource makes the Reader read the rest of the same stream from src,
+// keeping what it has buffered: for a stream whose transport is taken over
+// (see internal/evloop), never for a new stream (see Reset).
+func (r *Reader) SetSource(src io.Reader) { r.src = src }
+
 // Buffered returns the number of bytes read from the source but not yet
 // returned.
 func (r *Reader) Buffered() int { return r.w - r.r }
