@@ -30,6 +30,9 @@ check:
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
+	# The proxy again with every session on goroutines, the relay TLS
+	# sessions use (plaintext sessions use the event loop above).
+	PGWARDEN_TEST_RELAY=goroutines $(GO) test -race -count=1 -timeout 10m ./proxy
 
 ## compat: the client compatibility matrix alone (make test runs it too, in unit)
 compat: deps compat-deps

@@ -73,6 +73,7 @@ func (s *clientSession) approval(st *statement, d policy.Decision, params []*str
 	s.hold.cancel, s.hold.canceled = cancel, false
 	s.hold.mu.Unlock()
 	s.telApprovalPending(1) // telemetry
+	s.blocking()
 	dec, err := approve(ctx, s.p.Approver, req)
 	s.telApprovalPending(-1) // telemetry
 	s.hold.mu.Lock()

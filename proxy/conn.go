@@ -298,7 +298,9 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 		cc.log.Error("pgwarden: upstream login failed", "err", err)
 		return nil, upstreamError(err)
 	}
+	loop := cc.takeOver(up)
 	s := newClientSession(cc, info, up, cred, release, lim)
+	s.loop = loop
 	s.setup = setup
 	s.masking = masking
 	s.identity = upParams
@@ -306,6 +308,9 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 	if ferr := s.start(ctx, cc.raw); ferr != nil {
 		up.conn.Close()
 		release(s.reason)
+		if loop != nil {
+			p.releaseLoop()
+		}
 		return nil, ferr
 	}
 	return s, nil

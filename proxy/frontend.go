@@ -490,6 +490,7 @@ func (s *clientSession) forward(raw []byte, o op) *session.Error {
 			o.tel.abandon("the gateway lost the connection to the server") // telemetry
 			return pgError(session.CodeConnectionFailure, "lost the connection to the database server")
 		}
+		s.blocking()
 		if !s.pipe.pushWait(o) {
 			o.tel.abandon("the session ended") // telemetry
 			return errSessionOver

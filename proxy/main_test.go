@@ -144,6 +144,9 @@ func startGateway(t testing.TB, configure func(*proxy.Proxy)) *gateway {
 		AllowPlaintext: true,
 		Logger:         slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
+	if goroutineRelayForced() {
+		proxy.UseGoroutineRelay(g.Proxy)
+	}
 	if configure != nil {
 		configure(g.Proxy)
 	}
@@ -168,6 +171,11 @@ func startGateway(t testing.TB, configure func(*proxy.Proxy)) *gateway {
 	})
 	return g
 }
+
+// goroutineRelayForced reports whether PGWARDEN_TEST_RELAY=goroutines asks
+// the tests to relay every session on goroutines (make test runs the
+// package both ways; plaintext sessions use the event loop otherwise).
+func goroutineRelayForced() bool { return os.Getenv("PGWARDEN_TEST_RELAY") == "goroutines" }
 
 // dsn is a libpq connection string for the gateway, without TLS.
 func (g *gateway) dsn(user, password string, extra ...string) string {

@@ -18,6 +18,7 @@ import (
 	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/credstore"
 	"github.com/pgwarden/pgwarden/internal/analysis"
+	"github.com/pgwarden/pgwarden/internal/evloop"
 	"github.com/pgwarden/pgwarden/internal/sockio"
 	"github.com/pgwarden/pgwarden/mask"
 	"github.com/pgwarden/pgwarden/policy"
@@ -118,6 +119,13 @@ type Proxy struct {
 	// telemetryOnce makes tel, the tracer and instruments (see telemetry).
 	telemetryOnce sync.Once
 	tel           *telemetry
+
+	// loop relays the sessions whose sockets it can take over (see
+	// relayOnLoop); loopUsers counts them.
+	loop      *evloop.Loop
+	loopUsers int
+	// goroutineRelay keeps every session on the goroutine relays (tests).
+	goroutineRelay bool
 }
 
 func (p *Proxy) logger() *slog.Logger {

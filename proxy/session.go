@@ -16,6 +16,7 @@ import (
 
 	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/credstore"
+	"github.com/pgwarden/pgwarden/internal/evloop"
 	"github.com/pgwarden/pgwarden/internal/judge"
 	"github.com/pgwarden/pgwarden/internal/wire"
 	"github.com/pgwarden/pgwarden/policy"
@@ -68,6 +69,8 @@ type clientSession struct {
 	lastStmt     atomic.Int64          // unix nanoseconds of the last statement
 
 	tel sessionTelemetry // traces and metrics (see telemetry.go)
+
+	loop *evloop.Loop // relays the session, when not nil (see relay_loop.go)
 
 	masking *sessionMasking // nil when no masking rule applies (see masking.go)
 	hold    holding         // the approval the frontend relay waits for (see approval.go)
@@ -236,6 +239,10 @@ func (s *clientSession) run() {
 	for _, rc := range s.rechecks {
 		go s.recheck(rc)
 	}
+	if s.relayOnLoop() {
+		s.finish()
+		return
+	}
 	go func() {
 		defer close(s.backend)
 		s.relayBackend()
@@ -387,6 +394,7 @@ func (s *clientSession) record(ev session.Event) bool {
 	if !s.recording {
 		return true
 	}
+	s.blocking() // a recorder may wait for the disk
 	s.recMu.Lock()
 	err := s.rec.Record(s.ctx, ev)
 	s.recMu.Unlock()
