@@ -47,7 +47,10 @@ var (
 // interrupts it and checks that it exits cleanly and removes its files.
 func TestDemo(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command(buildBinary(t), "demo", "--listen", "127.0.0.1:0")
+	// Built once: the commands below run under a deadline, and a build (a
+	// link, at least) on a loaded machine can take most of it.
+	bin := buildBinary(t)
+	cmd := exec.Command(bin, "demo", "--listen", "127.0.0.1:0")
 	// An os.Pipe rather than StdoutPipe: Wait runs concurrently with the
 	// reads and must not close the read end under them.
 	stdout, stdoutW, err := os.Pipe()
@@ -170,11 +173,11 @@ func TestDemo(t *testing.T) {
 
 	// The sessions are recorded, and the recordings verify while the demo
 	// runs.
-	out, err = exec.CommandContext(ctx, buildBinary(t), "sessions", "--config", filepath.Join(demoDir, "pgwarden.yaml")).CombinedOutput()
+	out, err = exec.CommandContext(ctx, bin, "sessions", "--config", filepath.Join(demoDir, "pgwarden.yaml")).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "alice") || !strings.Contains(string(out), "sub-agent") {
 		t.Errorf("pgwarden sessions on the demo: %v\n%s", err, out)
 	}
-	out, err = exec.CommandContext(ctx, buildBinary(t), "verify", "--allow-open", "--config", filepath.Join(demoDir, "pgwarden.yaml")).CombinedOutput()
+	out, err = exec.CommandContext(ctx, bin, "verify", "--allow-open", "--config", filepath.Join(demoDir, "pgwarden.yaml")).CombinedOutput()
 	if err != nil {
 		t.Errorf("pgwarden verify on the demo: %v\n%s", err, out)
 	}
