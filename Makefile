@@ -30,8 +30,8 @@ check:
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
-	# The proxy again with every session on goroutines, the relay TLS
-	# sessions use (plaintext sessions use the event loop above).
+	# The proxy again with every session on goroutines, the relay used off
+	# Linux (on Linux the tests above use the event loop).
 	PGWARDEN_TEST_RELAY=goroutines $(GO) test -race -count=1 -timeout 10m ./proxy
 
 ## compat: the client compatibility matrix alone (make test runs it too, in unit)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pgwarden/pgwarden/auth"
 	"github.com/pgwarden/pgwarden/credstore"
+	"github.com/pgwarden/pgwarden/internal/evloop"
 	"github.com/pgwarden/pgwarden/internal/wire"
 	"github.com/pgwarden/pgwarden/policy"
 	"github.com/pgwarden/pgwarden/session"
@@ -37,6 +38,11 @@ type clientConn struct {
 	tls      *tls.ConnectionState
 	endpoint []byte // tls-server-end-point channel binding data
 	log      *slog.Logger
+	// tlsSock is the socket under the TLS connection, which the event loop
+	// can take over (see takeOver); nil without TLS.
+	tlsSock *handoverConn
+	// loopSock is the client socket once on the event loop.
+	loopSock *evloop.Conn
 }
 
 // send writes encoded messages to the client, unbuffered (the startup
@@ -173,7 +179,8 @@ func (cc *clientConn) readStartup() (*wire.Startup, *wire.CancelKey, bool) {
 				return nil, nil, false
 			}
 			var endpoint []byte
-			tc := tls.Server(cc.raw, cc.p.serverTLS(&endpoint))
+			cc.tlsSock = &handoverConn{Conn: cc.raw}
+			tc := tls.Server(cc.tlsSock, cc.p.serverTLS(&endpoint))
 			if err := tc.Handshake(); err != nil {
 				cc.log.Info("pgwarden: TLS handshake failed", "err", err)
 				return nil, nil, false
@@ -300,7 +307,7 @@ func (cc *clientConn) login(ctx context.Context, req *startupRequest, lim Limits
 	}
 	loop := cc.takeOver(up)
 	s := newClientSession(cc, info, up, cred, release, lim)
-	s.loop = loop
+	s.loop, s.clientSock, s.upSock = loop, cc.loopSock, up.loopSock
 	s.setup = setup
 	s.masking = masking
 	s.identity = upParams

@@ -19,16 +19,16 @@
 // server's own key, which the client never sees.
 //
 // From then on two relays carry the session, one per direction, without
-// handing messages to other goroutines. On Linux, when neither side uses TLS,
-// both relays run as coroutines of the proxy's event loop (a level-triggered
+// handing messages to other goroutines. On Linux both relays run as coroutines of the proxy's event loop (a level-triggered
 // epoll loop, internal/evloop): a relay that finds nothing to read gives its
 // thread back to the loop instead of parking a goroutine, which saves the
 // scheduler's work on every message. A relay that blocks on anything else (a
 // Policy calling a service, a Recorder waiting for the disk, an approval, a
 // client that does not read) does not hold up the other sessions of its loop
 // for long: the known waits hand the loop to a new goroutine at once, and a
-// watchdog does so for the others within 10 ms. TLS sessions are relayed by
-// two goroutines with the same code. Writes are buffered and flushed when
+// watchdog does so for the others within 10 ms. Under TLS the loop takes
+// over the socket beneath the TLS connection. Elsewhere than Linux two
+// goroutines run the same relays. Writes are buffered and flushed when
 // the reading side has nothing more to give. A pipeline of the client's
 // requests awaiting answers (also for pipelined extended-protocol traffic and
 // COPY) matches every server message to the request that caused it; server

@@ -1,7 +1,7 @@
 package proxy
 
 // UseGoroutineRelay makes p relay every session on goroutines, the path
-// TLS sessions take, so that tests cover it with plaintext clients too.
+// taken off Linux, so that tests cover it here too.
 func UseGoroutineRelay(p *Proxy) { p.goroutineRelay = true }
 
 // LoopSessions returns the number of sessions p relays on its event loop.

@@ -174,7 +174,7 @@ func startGateway(t testing.TB, configure func(*proxy.Proxy)) *gateway {
 
 // goroutineRelayForced reports whether PGWARDEN_TEST_RELAY=goroutines asks
 // the tests to relay every session on goroutines (make test runs the
-// package both ways; plaintext sessions use the event loop otherwise).
+// package both ways; on Linux sessions use the event loop otherwise).
 func goroutineRelayForced() bool { return os.Getenv("PGWARDEN_TEST_RELAY") == "goroutines" }
 
 // dsn is a libpq connection string for the gateway, without TLS.

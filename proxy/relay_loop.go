@@ -11,32 +11,55 @@ import (
 
 // takeOver moves a session's sockets out of Go's poller onto the proxy's
 // event loop (see internal/evloop), before the session is built, and
-// returns the loop; nil, having changed nothing, when they cannot be taken
-// over: TLS on either side, a dialer that returns something other than a
-// socket, or a system other than Linux. The loop saves the scheduler a
+// returns the loop; nil, having changed nothing, when the client's socket
+// cannot be taken over (a system other than Linux), and then the session is
+// relayed by goroutines. Under TLS the socket is taken over beneath the TLS
+// connection, which goes on as before. The loop saves the scheduler a
 // goroutine park and wake-up per message; the relays' code is the same.
 func (cc *clientConn) takeOver(up *upstreamConn) *evloop.Loop {
 	p := cc.p
-	if p.goroutineRelay || !detachable(cc.conn) || !detachable(up.conn) {
+	clientSock, upSock := cc.conn, up.conn
+	if cc.tlsSock != nil {
+		clientSock = cc.tlsSock.Conn
+	}
+	if up.tlsSock != nil {
+		upSock = up.tlsSock.Conn
+	}
+	if p.goroutineRelay || !detachable(clientSock) {
 		return nil
 	}
 	lp := p.acquireLoop()
 	if lp == nil {
 		return nil
 	}
-	client, err := evloop.Detach(cc.conn)
+	client, err := evloop.Detach(clientSock)
 	if err != nil {
 		p.releaseLoop()
 		cc.log.Debug("pgwarden: event loop not used", "err", err)
 		return nil
 	}
-	cc.conn = client
-	cc.rd.SetSource(client)
-	if upc, err := evloop.Detach(up.conn); err == nil {
-		up.conn = upc
+	cc.loopSock = client
+	if cc.tlsSock != nil {
+		cc.tlsSock.Conn = client
 	} else {
-		// relayOnLoop runs the backend relay on a goroutine.
+		cc.conn = client
+		cc.rd.SetSource(client)
+	}
+	if !detachable(upSock) {
+		// A dialer that returned something other than a socket: the
+		// backend relay runs on a goroutine (see relayOnLoop).
+		return lp
+	}
+	upc, err := evloop.Detach(upSock)
+	if err != nil {
 		cc.log.Debug("pgwarden: event loop not used for the upstream", "err", err)
+		return lp
+	}
+	up.loopSock = upc
+	if up.tlsSock != nil {
+		up.tlsSock.Conn = upc
+	} else {
+		up.conn = upc
 	}
 	return lp
 }
@@ -49,14 +72,13 @@ func (s *clientSession) relayOnLoop() bool {
 	}
 	defer s.p.releaseLoop()
 	sh := s.loop.Shard()
-	client := s.client.(*evloop.Conn)
-	front, err := sh.Go(client, s.relayFrontend)
+	front, err := sh.Go(s.clientSock, s.relayFrontend)
 	if err != nil {
 		front = s.goRelay(s.relayFrontend)
 	}
 	var back <-chan struct{}
-	if up, ok := s.up.conn.(*evloop.Conn); ok {
-		back, err = sh.Go(up, s.relayBackend)
+	if s.upSock != nil {
+		back, err = sh.Go(s.upSock, s.relayBackend)
 	}
 	if back == nil || err != nil {
 		back = s.goRelay(s.relayBackend)
@@ -85,12 +107,27 @@ func detachable(c net.Conn) bool {
 	return ok
 }
 
+// handoverConn is a socket under a TLS connection: the event loop replaces
+// Conn with its own (see takeOver) while nothing reads or writes it, and the
+// TLS connection goes on over the new one.
+type handoverConn struct {
+	net.Conn
+}
+
+// CloseWrite shuts down the sending side, when the socket supports it.
+func (h *handoverConn) CloseWrite() error {
+	if cw, ok := h.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // blocking tells the event loop, when the session runs on it, that the
 // calling relay is about to wait for something other than its socket, so
 // that the loop serves the other sessions meanwhile.
 func (s *clientSession) blocking() {
-	if c, ok := s.client.(*evloop.Conn); ok {
-		c.Blocking()
+	if s.clientSock != nil {
+		s.clientSock.Blocking()
 	}
 }
 

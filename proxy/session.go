@@ -70,7 +70,9 @@ type clientSession struct {
 
 	tel sessionTelemetry // traces and metrics (see telemetry.go)
 
-	loop *evloop.Loop // relays the session, when not nil (see relay_loop.go)
+	loop       *evloop.Loop // relays the session, when not nil (see relay_loop.go)
+	clientSock *evloop.Conn // the client's socket on the loop (under TLS, if any)
+	upSock     *evloop.Conn // the server's socket on the loop; nil: the backend relay runs on a goroutine
 
 	masking *sessionMasking // nil when no masking rule applies (see masking.go)
 	hold    holding         // the approval the frontend relay waits for (see approval.go)

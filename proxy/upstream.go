@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgwarden/pgwarden/credstore"
+	"github.com/pgwarden/pgwarden/internal/evloop"
 	"github.com/pgwarden/pgwarden/internal/judge"
 	"github.com/pgwarden/pgwarden/internal/sockio"
 	"github.com/pgwarden/pgwarden/internal/wire"
@@ -73,11 +74,16 @@ func (u *Upstream) hostPort() (string, uint16, error) {
 
 // upstreamConn is an authenticated upstream session, taken over from pgconn.
 type upstreamConn struct {
-	conn   net.Conn
-	pid    uint32
-	secret []byte
-	params map[string]string
-	tx     byte
+	conn net.Conn
+	// tlsSock is the socket under conn when conn is TLS, which the event
+	// loop can take over (see takeOver); nil without TLS.
+	tlsSock *handoverConn
+	// loopSock is the socket once on the event loop.
+	loopSock *evloop.Conn
+	pid      uint32
+	secret   []byte
+	params   map[string]string
+	tx       byte
 	// searchPath lists the existing schemas of the session's search_path
 	// at login.
 	searchPath []string
@@ -114,12 +120,14 @@ func (u *Upstream) connect(ctx context.Context, cred credstore.Credential, datab
 	if u.DialFunc != nil {
 		dial = u.DialFunc
 	}
+	var sock *handoverConn // the last socket dialed (pgconn dials once: no fallbacks)
 	cfg.DialFunc = func(ctx context.Context, network, address string) (net.Conn, error) {
 		c, err := dial(ctx, network, address)
 		if err != nil {
 			return nil, err
 		}
-		return sockio.Wrap(c), nil
+		sock = &handoverConn{Conn: sockio.Wrap(c)}
+		return sock, nil
 	}
 	cfg.RuntimeParams = params
 	if setup.ReadOnly {
@@ -179,7 +187,16 @@ func (u *Upstream) connect(ctx context.Context, cred credstore.Credential, datab
 		pc.Close(context.Background())
 		return nil, err
 	}
-	return &upstreamConn{conn: hc.Conn, pid: hc.PID, secret: hc.SecretKey, params: hc.ParameterStatuses, tx: hc.TxStatus, searchPath: searchPath}, nil
+	up := &upstreamConn{conn: hc.Conn, pid: hc.PID, secret: hc.SecretKey, params: hc.ParameterStatuses, tx: hc.TxStatus, searchPath: searchPath}
+	switch {
+	case hc.Conn == net.Conn(sock):
+		up.conn = sock.Conn // plaintext: the socket itself
+	case sock != nil:
+		if _, ok := hc.Conn.(*tls.Conn); ok {
+			up.tlsSock = sock
+		}
+	}
+	return up, nil
 }
 
 // errParsingSettings is the login failure when the server's settings would
