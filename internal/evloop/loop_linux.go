@@ -32,9 +32,11 @@ var ErrClosed = errors.New("evloop: loop closed")
 // Loop is a set of epoll loops (shards), each served by one goroutine at a
 // time. Its methods are safe for concurrent use.
 type Loop struct {
-	keepP  bool // runners wait in epoll holding their P (see Shard.wait)
-	shards []*Shard
-	rr     atomic.Uint32
+	// holdLimit is how many runners of the process may wait holding their
+	// P (see Shard.wait): half the Ps.
+	holdLimit int32
+	shards    []*Shard
+	rr        atomic.Uint32
 
 	mu       sync.Mutex
 	tasks    int
@@ -45,7 +47,7 @@ type Loop struct {
 // New returns a Loop of n shards (at least one). It fails only when the
 // system refuses epoll or eventfd descriptors.
 func New(n int) (*Loop, error) {
-	l := &Loop{keepP: max(n, 1) < runtime.GOMAXPROCS(0)}
+	l := &Loop{holdLimit: int32(runtime.GOMAXPROCS(0) / 2)}
 	for range max(n, 1) {
 		sh, err := newShard(l)
 		if err != nil {
@@ -219,6 +221,7 @@ func (sh *Shard) Go(c *Conn, fn func()) (<-chan struct{}, error) {
 		sh.slots[t.id] = nil
 		sh.free = append(sh.free, t.id)
 		sh.mu.Unlock()
+		t.stop()
 		c.decref()
 		sh.loop.taskEnded()
 		return nil, err
@@ -291,24 +294,43 @@ func (sh *Shard) run(r *runner) {
 	}
 }
 
-// wait waits for events. When the loop leaves a P to the rest of the
-// program (fewer shards than GOMAXPROCS), it waits without telling the
+// wait waits for events. While the shard has relays, and fewer than half
+// the process's Ps are held this way, it waits without telling the
 // scheduler: the runner keeps its P, so that when a socket becomes readable
 // it runs at once on the same thread, rather than find its P taken by the
 // system monitor and wait for another (which made each wake-up cost extra
 // context switches). The scheduler still preempts it after 10 ms (the
 // signal ends the wait with EINTR), so garbage collection is not held up.
-// A shard with no relays waits the ordinary way and holds no P.
+// Otherwise it waits the ordinary way and holds no P.
 func (sh *Shard) wait(events []unix.EpollEvent) (int, error) {
-	if !sh.loop.keepP || sh.relays.Load() == 0 {
+	if sh.relays.Load() == 0 || !sh.loop.holdP() {
 		return unix.EpollWait(sh.epfd, events, -1)
 	}
 	n, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(sh.epfd), uintptr(unsafe.Pointer(&events[0])),
 		uintptr(len(events)), uintptr(rawWaitMillis), 0, 0)
+	heldPs.Add(-1)
 	if e != 0 {
 		return 0, e
 	}
 	return int(n), nil
+}
+
+// heldPs counts the runners that wait holding their P, across every Loop
+// of the process: Ps belong to the process, so the budget does too (two
+// proxies in one program must not hold every P between them).
+var heldPs atomic.Int32
+
+// holdP takes a place among the runners that wait holding their P.
+func (l *Loop) holdP() bool {
+	for {
+		n := heldPs.Load()
+		if n >= l.holdLimit {
+			return false
+		}
+		if heldPs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 // rawWaitMillis bounds a wait that keeps its P, so that the runner looks at
