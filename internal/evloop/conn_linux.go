@@ -125,7 +125,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		switch errno {
 		case 0:
 			if n == 0 {
-				return 0, io.EOF
+				return 0, c.eof()
 			}
 			return n, nil
 		case unix.EINTR:
@@ -150,7 +150,7 @@ func (c *Conn) readInTask(t *task, p []byte) (int, error) {
 			switch errno {
 			case 0:
 				if n == 0 {
-					return 0, io.EOF
+					return 0, c.eof()
 				}
 				c.readable = n == len(p)
 				return n, nil
@@ -167,6 +167,15 @@ func (c *Conn) readInTask(t *task, p []byte) (int, error) {
 		}
 		c.readable = true
 	}
+}
+
+// eof is what a read of no bytes means: the peer's end of the stream, or
+// this Conn's Close (its shutdown ends reads in progress the same way).
+func (c *Conn) eof() error {
+	if c.closed.Load() {
+		return errClosedConn
+	}
+	return io.EOF
 }
 
 func (c *Conn) readErr() error {
@@ -332,6 +341,9 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 }
 
 func (c *Conn) opError(op string, errno syscall.Errno) error {
+	if c.closed.Load() {
+		return errClosedConn // an error of a Close in progress (EPIPE after its shutdown, say)
+	}
 	return &net.OpError{Op: op, Net: c.laddr.Network(), Source: c.laddr, Addr: c.raddr,
 		Err: os.NewSyscallError(op, errno)}
 }

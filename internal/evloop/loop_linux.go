@@ -133,8 +133,8 @@ func (l *Loop) watch() {
 		for i, sh := range l.shards {
 			r := sh.active.Load()
 			b := r.busy.Load()
-			if b%2 == 1 && b == seen[i] {
-				sh.handoff(r)
+			if b == seen[i] {
+				sh.handoff(r, b)
 			}
 			seen[i] = b
 		}
@@ -161,9 +161,17 @@ type Shard struct {
 // waits in epoll; an orphaned one returns as soon as the relay it switched
 // into gives it back.
 type runner struct {
-	busy     atomic.Uint64 // odd while inside a relay; counts switches in and out
-	orphaned atomic.Bool
+	// busy is odd while the runner is inside a relay, and counts its
+	// switches in and out; orphanBit is set (by handoff) only while it is
+	// inside one, so that an orphan always notices when the relay gives it
+	// back, and never sleeps in epoll_wait.
+	busy atomic.Uint64
+	cur  *task // the relay it is in, for a Goexit (see run)
 }
+
+const orphanBit = 1 << 63
+
+func (r *runner) orphaned() bool { return r.busy.Load()&orphanBit != 0 }
 
 func newShard(l *Loop) (*Shard, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -246,30 +254,52 @@ func (sh *Shard) kickLocked() {
 	unix.Write(sh.evfd, one[:])
 }
 
-// handoff replaces r, when it is still the active runner, by a new one.
-func (sh *Shard) handoff(r *runner) {
-	nr := &runner{}
-	if !sh.active.CompareAndSwap(r, nr) {
+// handoff replaces r by a new runner if r is still the active runner and
+// still inside the relay it was in when its busy count was b.
+func (sh *Shard) handoff(r *runner, b uint64) {
+	if b%2 == 0 {
 		return
 	}
-	r.orphaned.Store(true)
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.epfd < 0 || sh.active.Load() != r {
+		return
+	}
+	// Counted before r can see itself orphaned and leave, so that the
+	// count never drops to zero (which closes the shard) in between.
 	sh.runners++
-	sh.mu.Unlock()
+	if !r.busy.CompareAndSwap(b, b|orphanBit) {
+		sh.runners-- // r left that relay meanwhile: nothing to hand over
+		return
+	}
+	nr := &runner{}
+	sh.active.Store(nr)
 	go sh.run(nr)
 }
 
 // handoffIfBusy hands the loop over when its runner is inside a relay.
 func (sh *Shard) handoffIfBusy() {
-	if r := sh.active.Load(); r.busy.Load()%2 == 1 {
-		sh.handoff(r)
-	}
+	r := sh.active.Load()
+	sh.handoff(r, r.busy.Load())
 }
 
 func (sh *Shard) run(r *runner) {
-	defer sh.runnerDone()
+	returned := false
+	defer func() {
+		if !returned {
+			sh.goexit(r)
+		}
+		sh.runnerDone()
+	}()
+	sh.serve(r)
+	returned = true
+}
+
+// serve waits for events and resumes relays until r is orphaned or the loop
+// stops.
+func (sh *Shard) serve(r *runner) {
 	var events [128]unix.EpollEvent
-	for !r.orphaned.Load() {
+	for !r.orphaned() {
 		if sh.loop.stopping() {
 			return
 		}
@@ -281,7 +311,7 @@ func (sh *Shard) run(r *runner) {
 			return // EBADF after Close, or a kernel refusal: nothing to serve
 		}
 		for i := range n {
-			if r.orphaned.Load() {
+			if r.orphaned() {
 				// Level-triggered: the new runner sees the rest.
 				break
 			}
@@ -357,7 +387,7 @@ func (sh *Shard) serveWakeups(r *runner) {
 	sh.wakeups = nil
 	sh.mu.Unlock()
 	for i, t := range woken {
-		if r.orphaned.Load() {
+		if r.orphaned() {
 			sh.mu.Lock()
 			sh.wakeups = append(sh.wakeups, woken[i:]...)
 			sh.kickLocked()
@@ -365,6 +395,28 @@ func (sh *Shard) serveWakeups(r *runner) {
 			return
 		}
 		sh.resume(r, t)
+	}
+}
+
+// goexit runs when a relay called runtime.Goexit, which iter.Pull
+// propagates to the runner that resumed it: the relay is over, like one
+// that returned, and the shard gets a new runner if r was its active one.
+func (sh *Shard) goexit(r *runner) {
+	t := r.cur
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.state = stateDone
+	t.mu.Unlock()
+	sh.finish(t)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.epfd >= 0 && sh.active.Load() == r {
+		sh.runners++
+		nr := &runner{}
+		sh.active.Store(nr)
+		go sh.run(nr)
 	}
 }
 
@@ -413,7 +465,9 @@ func (sh *Shard) resume(r *runner, t *task) {
 		t.mu.Unlock()
 
 		r.busy.Add(1)
-		_, more := t.next()
+		r.cur = t
+		_, more := t.next() // a Goexit of the relay ends the runner here (see run)
+		r.cur = nil
 		r.busy.Add(1)
 
 		t.mu.Lock()
@@ -436,7 +490,7 @@ func (sh *Shard) resume(r *runner, t *task) {
 		if !again {
 			return
 		}
-		if r.orphaned.Load() {
+		if r.orphaned() {
 			t.wake()
 			return
 		}
