@@ -42,6 +42,9 @@ func refusedParse(name string) []byte {
 	return b
 }
 
+// flushMessage asks the server to send the answers it holds back.
+var flushMessage = []byte{'H', 0, 0, 0, 4}
+
 // refusedName is a prepared statement name the gateway reserves: a Bind
 // of it is certain to fail, and clients may not Parse it.
 const refusedName = "pgwarden\x1frefused"
@@ -485,7 +488,11 @@ func (s *clientSession) forward(raw []byte, o op) *session.Error {
 		o.sent = time.Now() // for the result's duration
 	}
 	if !s.pipe.tryPush(o) {
-		// Too many requests in flight: let the server catch up.
+		// Too many requests in flight: let the server catch up. The server
+		// holds its answers to extended-protocol messages until a Sync or
+		// a Flush, so the wait could be for ever without a Flush (which
+		// the server ignores in COPY and answers with nothing).
+		s.uw.Write(flushMessage)
 		if err := s.uw.Flush(); err != nil {
 			o.tel.abandon("the gateway lost the connection to the server") // telemetry
 			return pgError(session.CodeConnectionFailure, "lost the connection to the database server")
