@@ -181,13 +181,25 @@ func newPipeline(max int) *pipeline {
 	return p
 }
 
+// copyEndSlack is how far past MaxPipeline CopyDone and CopyFail may go.
+const copyEndSlack = 4
+
 // tryPush appends a request unless the pipeline is full; it reports whether
 // it did. On false the caller must flush what it forwarded (so the server
 // can answer) and call pushWait.
 func (p *pipeline) tryPush(o op) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.max > 0 && p.n >= p.max && !p.closed {
+	limit := p.max
+	if o.kind == opCopyEnd {
+		// CopyDone or CopyFail is what lets the server answer the COPY:
+		// waiting for room to forward it would wait for ever when the
+		// pipeline is full of requests queued behind the COPY. A few
+		// places beyond the limit, so that a client sending them outside
+		// COPY still cannot grow the pipeline without bound.
+		limit += copyEndSlack
+	}
+	if p.max > 0 && p.n >= limit && !p.closed {
 		return false
 	}
 	p.pushLocked(o)
@@ -199,7 +211,11 @@ func (p *pipeline) tryPush(o op) bool {
 func (p *pipeline) pushWait(o op) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.max > 0 && p.n >= p.max && !p.closed {
+	limit := p.max
+	if o.kind == opCopyEnd {
+		limit += copyEndSlack
+	}
+	for p.max > 0 && p.n >= limit && !p.closed {
 		p.space.Wait()
 	}
 	if p.closed {

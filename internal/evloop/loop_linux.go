@@ -166,7 +166,8 @@ type runner struct {
 	// inside one, so that an orphan always notices when the relay gives it
 	// back, and never sleeps in epoll_wait.
 	busy atomic.Uint64
-	cur  *task // the relay it is in, for a Goexit (see run)
+	cur  *task   // the relay it is in, for a Goexit (see run)
+	rest []*task // wake-ups still to serve after cur, for a Goexit
 }
 
 const orphanBit = 1 << 63
@@ -388,13 +389,12 @@ func (sh *Shard) serveWakeups(r *runner) {
 	sh.mu.Unlock()
 	for i, t := range woken {
 		if r.orphaned() {
-			sh.mu.Lock()
-			sh.wakeups = append(sh.wakeups, woken[i:]...)
-			sh.kickLocked()
-			sh.mu.Unlock()
+			sh.requeue(woken[i:])
 			return
 		}
+		r.rest = woken[i+1:] // for a Goexit of t (see goexit)
 		sh.resume(r, t)
+		r.rest = nil
 	}
 }
 
@@ -406,6 +406,7 @@ func (sh *Shard) goexit(r *runner) {
 	if t == nil {
 		return
 	}
+	sh.requeue(r.rest)
 	t.mu.Lock()
 	t.state = stateDone
 	t.mu.Unlock()
@@ -418,6 +419,17 @@ func (sh *Shard) goexit(r *runner) {
 		sh.active.Store(nr)
 		go sh.run(nr)
 	}
+}
+
+// requeue puts wake-ups a runner could not serve back in the shard's list.
+func (sh *Shard) requeue(woken []*task) {
+	if len(woken) == 0 {
+		return
+	}
+	sh.mu.Lock()
+	sh.wakeups = append(sh.wakeups, woken...)
+	sh.kickLocked()
+	sh.mu.Unlock()
 }
 
 func (sh *Shard) runnerDone() {
