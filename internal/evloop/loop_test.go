@@ -20,41 +20,8 @@ import (
 const failAfter = 20 * time.Second
 
 // pair returns a detached server side and the client side of a loopback
-// TCP connection.
-func pair(t *testing.T) (*Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			accepted <- nil
-			return
-		}
-		accepted <- c
-	}()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := <-accepted
-	if server == nil {
-		t.Fatal("accept failed")
-	}
-	d, err := Detach(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		client.Close()
-		d.Close()
-	})
-	return d, client
-}
+// TCP connection, closed when the test ends.
+func pair(t *testing.T) (*Conn, net.Conn) { return rtMustPair(t) }
 
 func newLoop(t *testing.T, shards int) *Loop {
 	t.Helper()
