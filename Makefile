@@ -28,10 +28,10 @@ check:
 	$(GO) vet ./...
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+# unit runs the proxy a second time with every session on goroutines, the
+# relay used off Linux (on Linux the first run uses the event loop).
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
-	# The proxy again with every session on goroutines, the relay used off
-	# Linux (on Linux the tests above use the event loop).
 	PGWARDEN_TEST_RELAY=goroutines $(GO) test -race -count=1 -timeout 10m ./proxy
 
 ## compat: the client compatibility matrix alone (make test runs it too, in unit)
