@@ -12,7 +12,8 @@ import (
 // Close.
 var ErrProxyClosed = errors.New("proxy: closed")
 
-// ErrSessionNotFound is returned by Terminate for an unknown session id.
+// ErrSessionNotFound is returned by Terminate for an unknown session id, or
+// one that has already ended.
 var ErrSessionNotFound = errors.New("proxy: no such session")
 
 // Severities of the errors the proxy sends.

@@ -382,7 +382,9 @@ func (p *Proxy) Terminate(id, message string) error {
 	p.mu.Lock()
 	s := p.sessions[id]
 	p.mu.Unlock()
-	if s == nil {
+	if s == nil || s.ctx.Err() != nil {
+		// Unknown, or ended and closing its connections (Sessions no
+		// longer lists it either).
 		return ErrSessionNotFound
 	}
 	if message == "" {
