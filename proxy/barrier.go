@@ -76,6 +76,7 @@ func (s *clientSession) barrier() (*policy.Decision, *session.Error) {
 			s.end(session.EndUpstreamClosed, pgError(session.CodeConnectionFailure, "lost the connection to the database server"))
 			return nil, errSessionOver
 		}
+		s.blocking() // the answer comes through the backend relay
 		if !s.pipe.waitEmpty() {
 			return nil, errSessionOver
 		}
@@ -93,6 +94,7 @@ func (s *clientSession) barrier() (*policy.Decision, *session.Error) {
 		s.end(session.EndUpstreamClosed, pgError(session.CodeConnectionFailure, "lost the connection to the database server"))
 		return nil, errSessionOver
 	}
+	s.blocking() // the answer comes through the backend relay
 	select {
 	case <-v.done:
 	case <-s.ctx.Done():

@@ -229,6 +229,7 @@ func (s *clientSession) reloadMaskCatalog() (*policy.Decision, *session.Error) {
 			s.end(session.EndUpstreamClosed, pgError(session.CodeConnectionFailure, "lost the connection to the database server"))
 			return nil, errSessionOver
 		}
+		s.blocking() // the answer comes through the backend relay
 		if !s.pipe.waitEmpty() {
 			return nil, errSessionOver
 		}
@@ -249,6 +250,7 @@ func (s *clientSession) reloadMaskCatalog() (*policy.Decision, *session.Error) {
 		return nil, errSessionOver
 	}
 	results := make([][][]string, len(vs))
+	s.blocking() // the answers come through the backend relay
 	for i, v := range vs {
 		select {
 		case <-v.done:
