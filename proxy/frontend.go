@@ -158,6 +158,9 @@ func (s *clientSession) frontendMessage(m wire.Message) *session.Error {
 	case 'c', 'f':
 		return s.forward(m.Raw, op{kind: opCopyEnd})
 	case 'X':
+		// What the client sent before its Terminate runs to its end, as
+		// on a direct connection: no cancel (see cancelRunning).
+		s.saidTerminate.Store(true)
 		s.end(session.EndClientExit, nil)
 		return errSessionOver
 	}

@@ -261,7 +261,8 @@ func (p *Proxy) closeListeners() {
 // lets every session finish what it is doing (its running statement and its
 // open transaction), and ends each session with FATAL 57P01 as soon as it is
 // idle. When ctx ends first, the sessions still running are ended the same
-// way at once, and Shutdown returns ctx's error once they are gone.
+// way at once (their running statements cancelled on the server), and
+// Shutdown returns ctx's error once they are gone.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.closeListeners()
 	shutdownErr := &session.Error{Code: session.CodeAdminShutdown,
@@ -375,8 +376,9 @@ func (p *Proxy) Sessions() []SessionStatus {
 }
 
 // Terminate ends the session with the given id: the client gets FATAL 57P01
-// with message (a default when empty), the upstream session is closed, and
-// its credential released. It returns ErrSessionNotFound when no live
+// with message (a default when empty), the statement it is running is
+// cancelled on the server, the upstream session is closed, and its
+// credential released. It returns ErrSessionNotFound when no live
 // session has that id.
 func (p *Proxy) Terminate(id, message string) error {
 	p.mu.Lock()

@@ -531,10 +531,9 @@ func TestRedteamLoopTerminateAndRevokeWhileBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return len(g.Sessions()) == 0 })
-	// The server stops the statement that writes rows as soon as the
-	// connection is gone (a pg_sleep runs on until it ends: the gateway
-	// closes the upstream connection, it sends no cancel).
-	waitFor(t, func() bool { return rlUpstreamRunning(t, hogMarker) == 0 })
+	// Ending a session cancels its running statement (cancelRunning): the
+	// sleeps and the hog are gone from the server too.
+	waitFor(t, func() bool { return rlUpstreamRunning(t, hogMarker) == 0 && rlUpstreamRunning(t, marker) == 0 })
 	hog.Close()
 	rlWaitLoopIdle(t, g)
 	g.Unrevoke("", "bob")

@@ -22,6 +22,7 @@ var errEmptySubject = errors.New("proxy: revoke needs a subject")
 // out of the gateway until Unrevoke: every live session whose identity
 // involves it, as the subject or anywhere in the delegation chain (the
 // child agents of a revoked parent too), is ended at once with FATAL 28000,
+// its running statement cancelled on the server,
 // its credential released (a just-in-time lease ends with it), and new
 // sessions that involve it are refused. It returns how many sessions it
 // ended. Revocations are kept in memory: a host that restarts the gateway

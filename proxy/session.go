@@ -89,9 +89,11 @@ type clientSession struct {
 	draining atomic.Bool
 	drainErr atomic.Pointer[session.Error]
 	endOnce  sync.Once
-	reason   session.EndReason
-	endFatal *session.Error
-	expiry   *time.Timer
+	// saidTerminate: the session ends on the client's Terminate message.
+	saidTerminate atomic.Bool
+	reason        session.EndReason
+	endFatal      *session.Error
+	expiry        *time.Timer
 	// credentialExpired: the expiry timer is the credential's, not the
 	// identity's.
 	credentialExpired bool
@@ -296,12 +298,40 @@ func (s *clientSession) end(reason session.EndReason, fatal *session.Error) {
 		}
 		s.cancel() // before the deadline below: see armReadDeadline
 		s.client.SetReadDeadline(time.Now())
+		s.cancelRunning()
 		s.pipe.close()
 		// The backend relay may be blocked reading a server that is
 		// busy; the frontend relay closes the upstream when it returns,
 		// this deadline is the backstop.
 		s.up.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	})
+}
+
+// cancelRunning asks the server to cancel what the session still has in
+// flight, when it ends with a statement sent and not answered. PostgreSQL
+// notices a closed connection only when it next writes to it: without the
+// cancel, the last statement of a terminated, revoked, expired or vanished
+// session (a pg_sleep, a long UPDATE) would run on to its end. A client's
+// own Terminate message is the exception: PostgreSQL runs what came before
+// it, and so does the gateway. The cancel
+// is sent in the background, bounded by cancelTimeout; Close and Shutdown
+// wait for it. A cancel that arrives after the statement ended finds the
+// connection idle or gone, and does nothing.
+func (s *clientSession) cancelRunning() {
+	if s.pipe.pending() == 0 || s.up.pid == 0 || s.saidTerminate.Load() {
+		return
+	}
+	s.p.wg.Add(1)
+	go func() {
+		defer s.p.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), cancelTimeout)
+		defer cancel()
+		if err := s.p.Upstream.cancel(ctx, s.up.pid, s.up.secret); err != nil {
+			s.log.Warn("pgwarden: cancelling the statement of an ended session failed", "err", err)
+			return
+		}
+		s.log.Info("pgwarden: the statement of an ended session was cancelled")
+	}()
 }
 
 // armReadDeadline sets the client read deadline (the idle timeout), unless
