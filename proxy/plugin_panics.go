@@ -67,3 +67,14 @@ func (g guardedRecorder) Record(ctx context.Context, ev session.Event) (err erro
 	}()
 	return g.r.Record(ctx, ev)
 }
+
+// Quick reports the host's recorder's promise (see session.QuickRecorder);
+// a panic in it is no promise.
+func (g guardedRecorder) Quick(k session.EventKind) (quick bool) {
+	defer func() {
+		if recover() != nil {
+			quick = false
+		}
+	}()
+	return session.IsQuick(g.r, k)
+}

@@ -426,8 +426,12 @@ func (s *clientSession) record(ev session.Event) bool {
 	if !s.recording {
 		return true
 	}
-	s.blocking() // a recorder may wait for the disk
-	s.recMu.Lock()
+	// Hand the loop over before waiting: for the recorder (the disk), or
+	// for the other relay's Record, which may be waiting for it.
+	if !session.IsQuick(s.rec, ev.Kind) || !s.recMu.TryLock() {
+		s.blocking()
+		s.recMu.Lock()
+	}
 	err := s.rec.Record(s.ctx, ev)
 	s.recMu.Unlock()
 	if err != nil {

@@ -23,7 +23,9 @@
 //     without a deadline; the events after it ended (the credential's
 //     release, the session's end) with a context of their own, bounded to
 //     10 s. The session waits for Record: a Recorder that blocks slows it,
-//     and must return when ctx is done.
+//     and must return when ctx is done. A Recorder that knows some events
+//     never wait (for a disk, a network) says so with QuickRecorder, and
+//     saves the proxy a hand-over of its thread for each of them.
 //   - Ownership: the proxy never modifies an Event, or what it references,
 //     after Record is called: a Recorder may keep them, but must not
 //     modify them (Multi hands the same Event to every recorder).

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 )
 
 // A session's record is a ledger: each event is an entry whose hash is a
@@ -43,6 +44,7 @@ type LedgerEntry struct {
 // concurrent use: a session's events are recorded one at a time.
 type Ledger struct {
 	key     []byte
+	mac     hash.Hash // HMAC-SHA256 with key, reset for each entry
 	session string
 	seq     int64
 	prev    string
@@ -98,7 +100,11 @@ func (l *Ledger) Seal() (LedgerEntry, error) {
 func (l *Ledger) add(raw json.RawMessage, seal bool) LedgerEntry {
 	l.seq++
 	e := LedgerEntry{Session: l.session, Seq: l.seq, Prev: l.prev, Event: raw, Sealed: seal}
-	e.Hash = entryMAC(l.key, e)
+	if l.mac == nil {
+		l.mac = hmac.New(sha256.New, l.key)
+	}
+	l.mac.Reset()
+	e.Hash = writeMAC(l.mac, e)
 	l.prev = e.Hash
 	return e
 }
@@ -109,12 +115,17 @@ func genesis(key []byte, id string) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("pgwarden ledger genesis\x00"))
 	m.Write([]byte(id))
-	return hex.EncodeToString(m.Sum(nil))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(m.Sum(sum[:0]))
 }
 
 // entryMAC is an entry's keyed hash.
 func entryMAC(key []byte, e LedgerEntry) string {
-	m := hmac.New(sha256.New, key)
+	return writeMAC(hmac.New(sha256.New, key), e)
+}
+
+// writeMAC computes e's keyed hash with m, a fresh (or reset) HMAC.
+func writeMAC(m hash.Hash, e LedgerEntry) string {
 	m.Write([]byte(e.Prev))
 	var b [9]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(e.Seq))

@@ -168,6 +168,10 @@ type runner struct {
 	busy atomic.Uint64
 	cur  *task   // the relay it is in, for a Goexit (see run)
 	rest []*task // wake-ups still to serve after cur, for a Goexit
+	// events is epoll's output, here rather than on the stack: a runner
+	// starts at each hand-over, and a fresh goroutine's stack would grow
+	// (a copy) to hold it.
+	events [128]unix.EpollEvent
 }
 
 const orphanBit = 1 << 63
@@ -299,12 +303,12 @@ func (sh *Shard) run(r *runner) {
 // serve waits for events and resumes relays until r is orphaned or the loop
 // stops.
 func (sh *Shard) serve(r *runner) {
-	var events [128]unix.EpollEvent
+	events := r.events[:]
 	for !r.orphaned() {
 		if sh.loop.stopping() {
 			return
 		}
-		n, err := sh.wait(events[:])
+		n, err := sh.wait(events)
 		if err != nil {
 			if err == unix.EINTR {
 				continue

@@ -41,12 +41,14 @@
 // (by default every event is durable).
 //
 // The log is shared: every session appends to the same segment, in the
-// order the Records happen. Durable Records wait for one committer
-// goroutine, which fdatasyncs the current segment, one call covering
-// every line appended before it, whatever the number of sessions, then
-// wakes every Record that call covered: that is a commit (Stats.Commits).
-// Sessions that record concurrently share a commit; Options.GroupCommit
-// can make it wait for more. Sessions' files are not synced on this path,
+// order the Records happen. A commit (Stats.Commits) is one fdatasync of
+// the current segment, covering every line appended before it, whatever
+// the number of sessions. One runs at a time: the first durable Record
+// that needs one starts it (it leads it, without a hop through a
+// committer goroutine), the others that need it wait for its end, and
+// those appended while it ran are covered by the next, which one of them
+// starts. Sessions that record concurrently share a commit;
+// Options.GroupCommit can make it wait for more. Sessions' files are not synced on this path,
 // nor is the directory when a session's file is created: until a
 // checkpoint, the log is what makes their content durable, and recovery
 // rebuilds from it what a power loss took from a file (a file the
@@ -67,9 +69,9 @@
 // A checkpoint ends a segment: when the current segment reaches
 // Options.WALSegmentSize (64 MiB by default), or has held events for
 // Options.CheckpointInterval (one minute), a checkpoint goroutine creates
-// the next segment and fsyncs the directory, the committer switches the
-// appends to it at its next commit (which syncs the old segment to its
-// end), and the checkpoint fdatasyncs every session's file that received
+// the next segment and fsyncs the directory, the next commit switches the
+// appends to it (and syncs the old segment to its end; a committer
+// goroutine runs that commit when no Record does), and the checkpoint fdatasyncs every session's file that received
 // bytes while the old segment was current (open, or closed since: it is
 // reopened read-only, and fdatasync flushes a file through any
 // descriptor), fsyncs the directory (for the files created meanwhile),

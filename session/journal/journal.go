@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,13 +18,13 @@ import (
 )
 
 // Options tune a Journal. The zero value is safe: every event durable,
-// the write-ahead log synced as soon as the committer is free, 64 MiB
+// the write-ahead log synced as soon as the previous commit ends, 64 MiB
 // segments checkpointed at least every minute, logs to slog.Default().
 type Options struct {
 	// GroupCommit is the longest a durable Record waits for others to share
-	// its commit (one fdatasync of the write-ahead log). Zero: the
-	// committer syncs as soon as it is free, batching whatever queued
-	// while it was busy (with one session, an event costs one fdatasync;
+	// its commit (one fdatasync of the write-ahead log). Zero: a commit
+	// starts as soon as the previous one ended, covering whatever was
+	// appended meanwhile (with one session, an event costs one fdatasync;
 	// with many, they share). A positive value adds up to that much
 	// latency to every durable event, to batch more; the wait ends early
 	// when every open session is waiting.
@@ -86,15 +87,23 @@ type Journal struct {
 	mu       sync.Mutex
 	open     map[string]*file // sessions being recorded
 	closed   bool
-	queue    []*waiter // durable Records waiting for the next commit
 	inflight sync.WaitGroup
+
+	// A commit is started by the first durable Record that needs one (it
+	// leads it), when none runs; the Records that need it, or the next
+	// one, wait for commitEnd, and one of them leads the next.
+	cmu        sync.Mutex
+	committing bool
+	commitEnd  chan struct{} // closed when the running commit ends
+	waiting    atomic.Int64  // durable Records waiting for a commit
+	arrive     chan struct{} // a durable Record began waiting (GroupCommit's gather)
 
 	wal     wal
 	synced  atomic.Int64  // the log position the last commit made durable
 	nextSeg uint64        // the number of the next segment (the checkpointer's)
 	cpReq   chan struct{} // asks the checkpointer for a checkpoint (capacity 1)
-	cpOld   chan *segment // the committer hands the checkpointer the old segment
-	kick    chan struct{} // wakes the committer (capacity 1)
+	cpOld   chan *segment // a commit hands the checkpointer the old segment
+	kick    chan struct{} // wakes the committer, for a checkpoint's switch (capacity 1)
 	stop    chan struct{} // closed by Close
 	done    chan struct{} // closed when the committer exits
 	cpDone  chan struct{} // closed when the checkpointer exits
@@ -111,12 +120,6 @@ type file struct {
 	ledger *session.Ledger
 	sealed bool
 	err    error // set when the file is broken: every later Record fails
-}
-
-// waiter is a durable Record waiting for the log to be synced up to pos.
-type waiter struct {
-	pos  int64
-	done chan error
 }
 
 // Errors.
@@ -209,7 +212,7 @@ func open(dir string, key session.Secret, opts Options, h hooks) (*Journal, erro
 		segSize: opts.WALSegmentSize, cpEvery: opts.CheckpointInterval,
 		open:  map[string]*file{},
 		cpReq: make(chan struct{}, 1), cpOld: make(chan *segment, 1),
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), cpDone: make(chan struct{}),
+		kick: make(chan struct{}, 1), arrive: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), cpDone: make(chan struct{}),
 	}
 	if j.log == nil {
 		j.log = slog.Default()
@@ -360,24 +363,92 @@ func (j *Journal) Record(ctx context.Context, ev session.Event) error {
 	if !end && ev.Kind != session.KindStatement && !j.durable(ev.Kind) {
 		return nil
 	}
-	if pos <= j.synced.Load() {
-		j.acked.Add(1) // a commit since the append covered it
-		return nil
-	}
-	w := &waiter{pos: pos, done: make(chan error, 1)}
-	j.mu.Lock()
-	j.queue = append(j.queue, w)
-	j.mu.Unlock()
-	j.wake()
-	select {
-	case err := <-w.done:
+	if err := j.awaitCommit(ctx, pos); err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return fmt.Errorf("journal: session %s: the event is not known to be on disk: %w", f.id, err)
+		}
 		return err
-	case <-ctx.Done():
-		return fmt.Errorf("journal: session %s: the event is not known to be on disk: %w", f.id, ctx.Err())
+	}
+	j.acked.Add(1)
+	return nil
+}
+
+// awaitCommit returns once the log is durable up to pos: at once when a
+// commit since the append covered it, after the running commit when that
+// one does, and otherwise after a commit it starts itself (it leads it),
+// which covers every Record appended before it started. It returns the
+// log's error when the log broke first, and ctx's when ctx ends first.
+func (j *Journal) awaitCommit(ctx context.Context, pos int64) error {
+	j.waiting.Add(1)
+	defer j.waiting.Add(-1)
+	if j.group > 0 {
+		select {
+		case j.arrive <- struct{}{}:
+		default:
+		}
+	}
+	for {
+		if pos <= j.synced.Load() {
+			return nil
+		}
+		if err := j.walErr(); err != nil {
+			return err
+		}
+		end := j.lead()
+		if end == nil {
+			// The leader: the commit runs in a goroutine of its own, so
+			// that this Record can return when ctx ends, even while an
+			// fdatasync hangs. It usually runs on this thread at once,
+			// as this Record waits.
+			end = j.commitEnd
+			go func() {
+				if j.group > 0 {
+					j.gather()
+				}
+				j.commit()
+				j.endCommit()
+			}()
+		}
+		select {
+		case <-end:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
-// wake wakes the committer.
+// lead makes the caller the leader of the next commit and returns nil, or,
+// when a commit is running, returns the channel closed when it ends. A
+// leader runs commit, then endCommit.
+func (j *Journal) lead() <-chan struct{} {
+	j.cmu.Lock()
+	defer j.cmu.Unlock()
+	if j.committing {
+		return j.commitEnd
+	}
+	j.committing = true
+	j.commitEnd = make(chan struct{})
+	return nil
+}
+
+// endCommit ends the leader's commit and wakes those waiting for it.
+func (j *Journal) endCommit() {
+	j.cmu.Lock()
+	j.committing = false
+	close(j.commitEnd)
+	j.cmu.Unlock()
+}
+
+// Quick reports whether Record of an event of kind k returns without
+// waiting for the disk: the events that are not durable (see
+// Options.Durable; statement events and the session's end never are
+// quick). Such a Record writes to the session's file and to the log, and
+// returns (see session.QuickRecorder).
+func (j *Journal) Quick(k session.EventKind) bool {
+	return !j.readOnly && k != session.KindStatement && k != session.KindSessionEnd && !j.durable(k)
+}
+
+// wake wakes the committer, which runs a commit (see checkpointer).
 func (j *Journal) wake() {
 	select {
 	case j.kick <- struct{}{}:
@@ -419,7 +490,7 @@ func (j *Journal) lines(f *file, ev session.Event, end bool) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal: session %s: %w", f.id, err)
 	}
-	buf, err := appendLine(nil, e)
+	buf, err := appendNewLine(nil, e)
 	if err != nil {
 		return nil, err
 	}
@@ -428,7 +499,7 @@ func (j *Journal) lines(f *file, ev session.Event, end bool) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if buf, err = appendLine(buf, seal); err != nil {
+		if buf, err = appendNewLine(buf, seal); err != nil {
 			return nil, err
 		}
 		f.sealed = true
@@ -436,12 +507,52 @@ func (j *Journal) lines(f *file, ev session.Event, end bool) ([]byte, error) {
 	return buf, nil
 }
 
+// appendLine appends e's line: e as json.Marshal encodes it, and "\n".
 func appendLine(buf []byte, e session.LedgerEntry) ([]byte, error) {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return nil, err
 	}
 	return append(append(buf, b...), '\n'), nil
+}
+
+// appendNewLine appends the line of an entry the ledger just made, whose
+// event json.Marshal wrote (valid, compact, HTML characters escaped): the
+// bytes appendLine would write (TestNewLineIsMarshal), without encoding
+// the entry again, nor scanning its event again as json.Marshal does for
+// a RawMessage. It falls back to appendLine for a session id or hash that
+// would need escaping (never the case for the journal's own).
+func appendNewLine(buf []byte, e session.LedgerEntry) ([]byte, error) {
+	if !validID(e.Session) || !isHex(e.Prev) || !isHex(e.Hash) {
+		return appendLine(buf, e)
+	}
+	buf = append(buf, `{"session":"`...)
+	buf = append(buf, e.Session...)
+	buf = append(buf, `","seq":`...)
+	buf = strconv.AppendInt(buf, e.Seq, 10)
+	buf = append(buf, `,"prev":"`...)
+	buf = append(buf, e.Prev...)
+	buf = append(buf, `","hash":"`...)
+	buf = append(buf, e.Hash...)
+	buf = append(buf, '"')
+	if len(e.Event) > 0 {
+		buf = append(buf, `,"event":`...)
+		buf = append(buf, e.Event...)
+	}
+	if e.Sealed {
+		buf = append(buf, `,"sealed":true`...)
+	}
+	return append(buf, "}\n"...), nil
+}
+
+// isHex reports whether s is lower-case hex, as the ledger writes hashes.
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // forget closes f's file and drops it from the open sessions. f.mu is

@@ -693,3 +693,50 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Fatal("OpenReadOnly of a missing directory")
 	}
 }
+
+// The journal writes its new entries by hand (appendNewLine): the bytes
+// must be json.Marshal's, which the package documents and readers expect,
+// whatever the event holds.
+func TestNewLineIsMarshal(t *testing.T) {
+	key := session.NewSecret("line-test-key")
+	tricky := []string{"select 1", `<script>&amp;</script>`, "line\u2028sep\u2029para", `quote " and \ backslash`,
+		"tab\tnew\nline\r", "ünïcödé ✓ 😀", "invalid \xff\xfe utf-8", "nul \x00 byte", strings.Repeat("x", 5000)}
+	for _, id := range []string{sid(1), "a", strings.Repeat("z", maxID)} {
+		l, err := session.NewLedger(key, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, text := range tricky {
+			ev := session.Event{Kind: session.KindStatement, SessionID: id, Time: t0.Add(time.Duration(i) * time.Nanosecond),
+				Statement: &session.StatementEvent{Seq: int64(i + 1), Protocol: session.ProtocolExtended, SQL: text,
+					Params: []*string{&text, nil}, Verdict: "allow", Rule: text}}
+			e, err := l.Append(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkNewLine(t, e)
+		}
+		seal, err := l.Seal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkNewLine(t, seal)
+	}
+	// An id or hash that would need escaping goes through json.Marshal.
+	checkNewLine(t, session.LedgerEntry{Session: `"<odd>"`, Seq: 1, Prev: "ABC", Hash: "\u2028", Event: []byte(`{"kind":"x"}`)})
+}
+
+func checkNewLine(t *testing.T, e session.LedgerEntry) {
+	t.Helper()
+	want, err := appendLine(nil, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := appendNewLine([]byte("prefix"), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, append([]byte("prefix"), want...)) {
+		t.Fatalf("appendNewLine:\n%s\njson.Marshal:\n%s", got, want)
+	}
+}

@@ -176,8 +176,10 @@ func (j *Journal) requestCheckpoint() {
 	j.cpReq <- struct{}{} // never blocks: one request per cpBusy
 }
 
-// committer makes the log durable for the durable Records, one batch at a
-// time, and asks for a checkpoint every CheckpointInterval.
+// committer runs the commits nobody waits for: the one that switches the
+// log to the checkpointer's new segment (see checkpointer), and asks for a
+// checkpoint every CheckpointInterval. Durable Records run their own
+// commits (see awaitCommit).
 func (j *Journal) committer() {
 	defer close(j.done)
 	tick := time.NewTicker(j.cpEvery)
@@ -197,10 +199,15 @@ func (j *Journal) committer() {
 			// Close waited for every Record: no one is waiting.
 			return
 		}
-		if j.group > 0 {
-			j.gather()
+		for {
+			end := j.lead()
+			if end == nil {
+				break
+			}
+			<-end // a running commit ends without waiting for anyone
 		}
 		j.commit()
+		j.endCommit()
 	}
 }
 
@@ -211,7 +218,7 @@ func (j *Journal) gather() {
 	defer t.Stop()
 	for {
 		j.mu.Lock()
-		all := len(j.queue) >= len(j.open)
+		all := j.waiting.Load() >= int64(len(j.open))
 		j.mu.Unlock()
 		if all {
 			return
@@ -221,21 +228,17 @@ func (j *Journal) gather() {
 			return
 		case <-j.stop:
 			return
-		case <-j.kick:
+		case <-j.arrive:
 		}
 	}
 }
 
 // commit makes the log durable up to its current end (one fdatasync of the
-// current segment) and wakes the waiting Records. When the checkpointer
-// has a new segment ready, commit makes it current first: the old
-// segment's last commit is this one, and the checkpointer gets it.
-func (j *Journal) commit() {
-	j.mu.Lock()
-	batch := j.queue
-	j.queue = nil
-	j.mu.Unlock()
-
+// current segment), and returns the log's error when it is broken. When
+// the checkpointer has a new segment ready, commit makes it current first:
+// the old segment's last commit is this one, and the checkpointer gets it.
+// Only the leader of a commit calls it (see lead): one runs at a time.
+func (j *Journal) commit() error {
 	w := &j.wal
 	w.mu.Lock()
 	seg, end, err := w.cur, w.pos, w.err
@@ -274,18 +277,7 @@ func (j *Journal) commit() {
 			old.f.Close()
 		}
 	}
-	synced := j.synced.Load()
-	for _, wt := range batch {
-		switch {
-		case wt.pos <= synced:
-			j.acked.Add(1)
-			wt.done <- nil
-		case err != nil:
-			wt.done <- err
-		default: // cannot happen: wt.pos <= end
-			wt.done <- errors.New("journal: internal error: a commit did not cover its waiter")
-		}
-	}
+	return err
 }
 
 // checkpointer runs the checkpoints the committer and Records ask for:
