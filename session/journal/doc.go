@@ -66,6 +66,13 @@
 // exists on Linux only; the log's fdatasync flushes the log, and its
 // error is the log's.
 //
+// A segment is written in place over zeros laid ahead of its end, 1 MiB
+// at a time, as PostgreSQL prepares its WAL segments: a commit's fdatasync
+// then flushes data only, where after an append it must also journal the
+// file's new size (on ext4 here, 140 µs against 240 µs per fdatasync).
+// The written part of a segment ends at the first line that starts with
+// a zero byte; a line cut short by zeros is a torn line.
+//
 // A checkpoint ends a segment: when the current segment reaches
 // Options.WALSegmentSize (64 MiB by default), or has held events for
 // Options.CheckpointInterval (one minute), a checkpoint goroutine creates

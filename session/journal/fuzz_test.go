@@ -107,6 +107,9 @@ func FuzzRecoverLog(f *testing.F) {
 	f.Add(bytes.Replace(valid, []byte("orders"), []byte("ordera"), 1), uint16(40))
 	f.Add(append([]byte("garbage\n"), valid...), uint16(0))
 	f.Add([]byte("{}\n"), uint16(7))
+	// Segments are written over zeros laid ahead (see zeroChunk).
+	f.Add(append(bytes.Clone(valid), make([]byte, 300)...), uint16(40))
+	f.Add(append(bytes.Clone(valid[:len(valid)-9]), make([]byte, 300)...), uint16(100))
 	f.Fuzz(func(t *testing.T, log []byte, cut uint16) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, fuzzID+ext)

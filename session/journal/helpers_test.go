@@ -113,6 +113,24 @@ func lines(t testing.TB, path string) [][]byte {
 	return bytes.Split(b[:len(b)-1], []byte("\n"))
 }
 
+// walData returns a write-ahead log segment's written part: its lines,
+// without the zeros laid ahead of them.
+func walData(t testing.TB, path string) []byte {
+	t.Helper()
+	b := readFile(t, path)
+	for i := 0; i < len(b); {
+		if b[i] == 0 {
+			return b[:i]
+		}
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return b
+		}
+		i += j + 1
+	}
+	return b
+}
+
 func writeLines(t testing.TB, path string, ls [][]byte) {
 	t.Helper()
 	var b []byte

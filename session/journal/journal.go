@@ -61,8 +61,8 @@ type hooks struct {
 	// commit).
 	walSync func(*os.File) error
 	// walWrite replaces the write(2) of a Record's lines to the
-	// write-ahead log.
-	walWrite func(f *os.File, b []byte) (int, error)
+	// write-ahead log, at offset off.
+	walWrite func(f *os.File, b []byte, off int64) (int, error)
 	// fileSync replaces fdatasync(2) of a session's file (checkpoints,
 	// Close, recovery).
 	fileSync func(*os.File) error

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,7 +105,7 @@ func (j *Journal) readSegment(n uint64, groups map[string][]walLine) error {
 	}
 	var bad *badLine
 	for {
-		line, err := br.ReadBytes('\n')
+		line, err := readLogLine(br)
 		if err == io.EOF {
 			if len(line) > 0 && bad == nil {
 				j.log.Info("pgwarden: ignored a torn last line of the recording journal's write-ahead log (a write cut short, never acknowledged)",
@@ -137,6 +138,24 @@ func (j *Journal) readSegment(n uint64, groups map[string][]walLine) error {
 			"segment", name, "offset", bad.off, "bytes", bad.size, "why", bad.why)
 	}
 	return nil
+}
+
+// readLogLine reads a segment's next line, with its "\n". A segment's
+// lines are written over zeros (see zeroChunk): its written part ends at
+// the first zero byte, and readLogLine then returns io.EOF, with the bytes
+// of the line before the zero (a write cut short) if any.
+func readLogLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if i := bytes.IndexByte(chunk, 0); i >= 0 {
+			return append(line, chunk[:i]...), io.EOF
+		}
+		line = append(line, chunk...)
+		if err != bufio.ErrBufferFull {
+			return line, err
+		}
+	}
 }
 
 // restoreFile restores session id's file from its log lines wl (in

@@ -25,7 +25,16 @@ const (
 	// syncers is the most fdatasyncs of sessions' files a checkpoint runs
 	// at once.
 	syncers = 8
+	// zeroChunk is how far ahead of its end a segment is laid with zeros:
+	// lines are written over zeros, so that a commit's fdatasync flushes
+	// data and has no file size to record (on ext4, about half the cost
+	// of an fdatasync after an append). Recovery reads a segment up to
+	// the first line that starts with a zero byte.
+	zeroChunk = 1 << 20
 )
+
+// zeros is zeroChunk zero bytes.
+var zeros = make([]byte, zeroChunk)
 
 // segName is the name of segment n: never a session's file (<id>.jsonl)
 // nor the lock.
@@ -53,7 +62,10 @@ func (j *Journal) segPath(n uint64) string { return filepath.Join(j.dir, segName
 type segment struct {
 	num  uint64
 	f    *os.File
-	size int64
+	size int64 // the bytes of lines written
+	// laid is how much of the file is written: lines, then zeros (see
+	// zeroChunk).
+	laid int64
 	// ids are the sessions whose files received bytes while the segment
 	// was current: the files a checkpoint of the segment syncs.
 	ids map[string]struct{}
@@ -90,8 +102,13 @@ type wal struct {
 // Only Open and the checkpointer call it.
 func (j *Journal) createSegment() (*segment, error) {
 	n := j.nextSeg
-	f, err := os.OpenFile(j.segPath(n), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(j.segPath(n), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
+		return nil, fmt.Errorf("journal: creating a write-ahead log segment: %w", err)
+	}
+	if _, err := f.WriteAt(zeros, 0); err != nil {
+		f.Close()
+		os.Remove(j.segPath(n))
 		return nil, fmt.Errorf("journal: creating a write-ahead log segment: %w", err)
 	}
 	if err := j.syncDir(); err != nil {
@@ -100,7 +117,7 @@ func (j *Journal) createSegment() (*segment, error) {
 		return nil, err
 	}
 	j.nextSeg++
-	return &segment{num: n, f: f, ids: map[string]struct{}{}}, nil
+	return &segment{num: n, f: f, laid: zeroChunk, ids: map[string]struct{}{}}, nil
 }
 
 // walErr is the log's error once it broke.
@@ -145,10 +162,19 @@ func (j *Journal) walAppend(id string, b []byte) (int64, error) {
 	s.ids[id] = struct{}{}
 	var n int
 	var err error
-	if j.hooks.walWrite != nil {
-		n, err = j.hooks.walWrite(s.f, b)
-	} else {
-		n, err = s.f.Write(b)
+	for s.laid < s.size+int64(len(b)) && err == nil {
+		// Lay the next zeros; the next commit's fdatasync records the
+		// file's new size, once per zeroChunk.
+		if _, err = s.f.WriteAt(zeros, s.laid); err == nil {
+			s.laid += zeroChunk
+		}
+	}
+	switch {
+	case err != nil:
+	case j.hooks.walWrite != nil:
+		n, err = j.hooks.walWrite(s.f, b, s.size)
+	default:
+		n, err = s.f.WriteAt(b, s.size)
 	}
 	s.size += int64(n)
 	w.pos += int64(n)
