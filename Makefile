@@ -61,6 +61,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSAMLPassword$$' -fuzztime $(FUZZ_AUTH) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzReadJournal$$' -fuzztime $(FUZZ_JOURNAL) ./session/journal
 	$(GO) test -run '^$$' -fuzz '^FuzzRecoverLog$$' -fuzztime $(FUZZ_JOURNAL) ./session/journal
+	$(GO) test -run '^$$' -fuzz '^FuzzMarshalEvent$$' -fuzztime $(FUZZ_MASK) ./session
 
 ## bench: pgbench -S direct, through pgwarden and through pgbouncer, in one run
 bench: deps build

@@ -81,7 +81,7 @@ func (l *Ledger) Append(ev Event) (LedgerEntry, error) {
 	if l.sealed {
 		return LedgerEntry{}, ErrLedgerSealed
 	}
-	raw, err := json.Marshal(ev)
+	raw, err := marshalEvent(ev)
 	if err != nil {
 		return LedgerEntry{}, err
 	}
