@@ -208,6 +208,7 @@ func crash(t testing.TB, j *Journal) {
 	j.closed = true
 	j.mu.Unlock()
 	j.inflight.Wait()
+	j.leaders.Wait()
 	close(j.stop)
 	<-j.done
 	<-j.cpDone

@@ -94,9 +94,10 @@ type Journal struct {
 	// one, wait for commitEnd, and one of them leads the next.
 	cmu        sync.Mutex
 	committing bool
-	commitEnd  chan struct{} // closed when the running commit ends
-	waiting    atomic.Int64  // durable Records waiting for a commit
-	arrive     chan struct{} // a durable Record began waiting (GroupCommit's gather)
+	commitEnd  chan struct{}  // closed when the running commit ends
+	waiting    atomic.Int64   // durable Records waiting for a commit
+	leaders    sync.WaitGroup // the goroutines of the commits Records started
+	arrive     chan struct{}  // a durable Record began waiting (GroupCommit's gather)
 
 	wal     wal
 	synced  atomic.Int64  // the log position the last commit made durable
@@ -401,7 +402,9 @@ func (j *Journal) awaitCommit(ctx context.Context, pos int64) error {
 			// fdatasync hangs. It usually runs on this thread at once,
 			// as this Record waits.
 			end = j.commitEnd
+			j.leaders.Add(1)
 			go func() {
+				defer j.leaders.Done()
 				if j.group > 0 {
 					j.gather()
 				}
@@ -624,6 +627,7 @@ func (j *Journal) Close() error {
 	j.closed = true
 	j.mu.Unlock()
 	j.inflight.Wait()
+	j.leaders.Wait() // a commit whose Record gave up (its ctx ended) runs on
 	close(j.stop)
 	<-j.done
 	<-j.cpDone

@@ -739,3 +739,36 @@ func checkNewLine(t *testing.T, e session.LedgerEntry) {
 		t.Fatalf("appendNewLine:\n%s\njson.Marshal:\n%s", got, want)
 	}
 }
+
+// A Record that gave up waiting (its ctx ended) leaves its commit running:
+// Close waits for that commit's end before it closes the log under it.
+func TestCloseWaitsForAnAbandonedCommit(t *testing.T) {
+	release := make(chan struct{})
+	synced := make(chan struct{})
+	j := openT(t, t.TempDir(), Options{}, hooks{walSync: func(f *os.File) error {
+		<-release
+		defer close(synced)
+		return fdatasync(f)
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if err := j.Record(ctx, script(sid(1), "alice", t0)[0]); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Record = %v", err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- j.Close() }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a commit was still syncing the log", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-synced:
+	default:
+		t.Fatal("Close returned before the commit's fdatasync did")
+	}
+}
