@@ -313,10 +313,10 @@ func (s *clientSession) end(reason session.EndReason, fatal *session.Error) {
 // cancel, the last statement of a terminated, revoked, expired or vanished
 // session (a pg_sleep, a long UPDATE) would run on to its end. A client's
 // own Terminate message is the exception: PostgreSQL runs what came before
-// it, and so does the gateway. The cancel
-// is sent in the background, bounded by cancelTimeout; Close and Shutdown
-// wait for it. A cancel that arrives after the statement ended finds the
-// connection idle or gone, and does nothing.
+// it, and so does the gateway. The cancel is sent in the background,
+// bounded by cancelTimeout; Close and Shutdown wait for it. A cancel that
+// arrives after the statement ended finds the connection idle or gone, and
+// does nothing.
 func (s *clientSession) cancelRunning() {
 	if s.pipe.pending() == 0 || s.up.pid == 0 || s.saidTerminate.Load() {
 		return

@@ -62,7 +62,7 @@ func NewLedger(key Secret, id string) (*Ledger, error) {
 		return nil, errors.New("session: a ledger needs a recording key")
 	}
 	k := []byte(key.Reveal())
-	return &Ledger{key: k, session: id, prev: genesis(k, id)}, nil
+	return &Ledger{key: k, mac: hmac.New(sha256.New, k), session: id, prev: genesis(k, id)}, nil
 }
 
 // ResumeLedger continues a ledger after its last stored entry (to seal it
@@ -100,9 +100,6 @@ func (l *Ledger) Seal() (LedgerEntry, error) {
 func (l *Ledger) add(raw json.RawMessage, seal bool) LedgerEntry {
 	l.seq++
 	e := LedgerEntry{Session: l.session, Seq: l.seq, Prev: l.prev, Event: raw, Sealed: seal}
-	if l.mac == nil {
-		l.mac = hmac.New(sha256.New, l.key)
-	}
 	l.mac.Reset()
 	e.Hash = writeMAC(l.mac, e)
 	l.prev = e.Hash
