@@ -1,5 +1,6 @@
 // Command bench measures the pgwarden gateway against a direct PostgreSQL
-// connection and against pgbouncer, in the same run, and prints ratios.
+// connection, against pgbouncer and against a byte relay (the floor), in
+// the same run, and prints ratios.
 //
 // Run it from the module root (make bench does):
 //
@@ -13,11 +14,20 @@
 // both proxies log in with SCRAM-SHA-256 as the same user, and both proxies
 // log in to PostgreSQL as the same role; there is no TLS anywhere.
 //
+// The third proxy, the floor (-floor, on by default), is this program
+// itself run as `bench forward` (see forward.go): a relay of bytes with no
+// protocol handling, on the gateway's own event loop (internal/evloop)
+// with the gateway's shard count and socket options. Clients log in
+// through it to PostgreSQL directly, as the database role. It shows what
+// relaying bytes in Go on that loop costs, apart from what understanding
+// every message costs: pgwarden/floor is the price of the protocol
+// handling, floor/pgbouncer that of the relay itself.
+//
 // Then `pgbench -n -S` (select-only: one primary-key SELECT per
 // transaction, the workload where a proxy's overhead shows most) runs
 // against each target for every combination of -clients and -modes (pgbench
 // -M: simple or extended/prepared protocol), for -duration each, -rounds
-// times. Within a round the three targets run back to back for each
+// times. Within a round the targets run back to back for each
 // combination, in an order that rotates from one combination to the next.
 // A short warm-up per target and mode comes first.
 //
@@ -34,6 +44,8 @@
 //   - pgwarden/direct, pgbouncer/direct: the fraction of direct throughput
 //     kept through each proxy; pgwarden/pgbouncer above 1 means pgwarden is
 //     faster.
+//   - floor/pgbouncer, pgwarden/floor (when the floor runs): the byte
+//     relay against pgbouncer, and pgwarden against the byte relay.
 //   - added latency: the proxy's average latency minus the direct one, in
 //     microseconds. At 1 client it is the cost of the extra hop per
 //     round trip; at more clients it also includes queueing for the CPU.
@@ -43,8 +55,10 @@
 //
 // A verdict line per row says whether pgwarden's throughput is at least
 // pgbouncer's and, at 1 client, whether its added latency is at most
-// pgbouncer's. The raw per-round runs and the summary are written to
-// bench-results/<timestamp>.json.
+// pgbouncer's; when the floor runs, a second line per row gives the
+// floor's throughput as a fraction of pgbouncer's and pgwarden's as a
+// fraction of the floor's. The raw per-round runs and the summary are
+// written to bench-results/<timestamp>.json.
 //
 // pgbouncer must be installed (Debian: apt-get install pgbouncer); when run
 // as root, bench installs it if missing, and runs it as the postgres OS
@@ -89,6 +103,7 @@ type options struct {
 	keep     bool
 	policy   string
 	record   bool
+	floor    bool
 }
 
 func main() {
@@ -96,8 +111,12 @@ func main() {
 }
 
 // realMain runs the benchmark and returns the exit code: 0, 1 on failure,
-// 2 for bad flags, 128+n after signal n.
+// 2 for bad flags, 128+n after signal n. With "forward" as its first
+// argument it runs the floor's byte forwarder instead (see forwardMain).
 func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "forward" {
+		return forwardMain(args[1:], stdout, stderr)
+	}
 	opts, err := parseFlags(args, stderr)
 	if err != nil {
 		return 2
@@ -155,6 +174,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.procs, "pgwarden-procs", 0, "GOMAXPROCS for pgwarden (0: Go's default, one per core; 1 matches pgbouncer's single thread)")
 	fs.StringVar(&o.policy, "policy", "rules", "pgwarden's policy: rules (read-only and block rules: every statement analysed) or allow (allow-all)")
 	fs.BoolVar(&o.record, "recording", false, "record every pgwarden session to a file store (write-ahead, group commit)")
+	fs.BoolVar(&o.floor, "floor", true, "also measure the floor: a byte relay with no protocol handling on pgwarden's event loop")
 	fs.BoolVar(&o.keep, "keep", false, "keep the proxies' temporary directories (configs, logs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -256,11 +276,30 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	cleanups = append(cleanups, closer(pgbouncer, o.keep, stderr))
-	step("direct %s, pgwarden %s, pgbouncer %s", direct.Addr(), pgw.Addr(), pgbouncer.Addr())
+	measured := []*targets.Target{direct, pgw, pgbouncer}
+	var floor *targets.Target
+	if o.floor {
+		step("starting the floor (byte relay)")
+		floor, err = targets.StartForwarder(ctx, targets.ForwarderOptions{
+			Upstream: cluster.Addr(),
+			User:     direct.User, Password: direct.Password, Database: direct.Database,
+			Procs: o.procs,
+		})
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, closer(floor, o.keep, stderr))
+		measured = append(measured, floor)
+	}
+	var addrs []string
+	for _, t := range measured {
+		addrs = append(addrs, t.Name+" "+t.Addr())
+	}
+	step("%s", strings.Join(addrs, ", "))
 
 	m := &measurement{
 		pgbench:  pgb,
-		targets:  []*targets.Target{direct, pgw, pgbouncer},
+		targets:  measured,
 		clients:  o.clients,
 		modes:    o.modes,
 		duration: o.duration,
@@ -281,7 +320,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		FinishedAt: time.Now(),
 		Settings: settings{
 			Duration: o.duration.String(), Rounds: o.rounds, Scale: o.scale,
-			Clients: o.clients, Modes: o.modes, Pgwarden: o.pgwarden,
+			Clients: o.clients, Modes: o.modes, Pgwarden: o.pgwarden, Floor: o.floor,
 		},
 		Software: map[string]string{
 			"postgres":  direct.Software,
@@ -294,11 +333,22 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		Summary:  rows,
 		Verdicts: verdicts(rows),
 	}
-	fmt.Fprintf(stdout, "\npgwarden vs direct vs pgbouncer: pgbench -n -S, scale %d, %v per run, median of %d round(s), %d CPUs shared by all\n",
-		o.scale, o.duration, o.rounds, runtime.NumCPU())
-	fmt.Fprintf(stdout, "(%s; %s; %s; %s)\n\n", direct.Software, pgw.Software, pgbouncer.Software, res.Software["pgbench"])
+	compared := "pgwarden vs direct vs pgbouncer"
+	software := []string{direct.Software, pgw.Software, pgbouncer.Software}
+	if floor != nil {
+		res.Software["floor"] = floor.Software
+		compared += " vs floor"
+		software = append(software, floor.Software)
+	}
+	software = append(software, res.Software["pgbench"])
+	fmt.Fprintf(stdout, "\n%s: pgbench -n -S, scale %d, %v per run, median of %d round(s), %d CPUs shared by all\n",
+		compared, o.scale, o.duration, o.rounds, runtime.NumCPU())
+	fmt.Fprintf(stdout, "(%s)\n\n", strings.Join(software, "; "))
 	writeTable(stdout, rows)
 	fmt.Fprintln(stdout)
+	if hasFloor(rows) {
+		fmt.Fprintf(stdout, "%s\n\n", floorNote)
+	}
 	for _, v := range res.Verdicts {
 		fmt.Fprintf(stdout, "- %s\n", v)
 	}

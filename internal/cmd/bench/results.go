@@ -32,6 +32,8 @@ type settings struct {
 	Clients  []int    `json:"clients"`
 	Modes    []string `json:"modes"`
 	Pgwarden string   `json:"pgwarden"`
+	// Floor is set when the floor (the byte relay) was measured too.
+	Floor bool `json:"floor,omitempty"`
 }
 
 // host describes the machine.

@@ -16,7 +16,7 @@ type runResult struct {
 	Clients int    `json:"clients"`
 	Mode    string `json:"mode"`
 	Target  string `json:"target"`
-	// Position is the run's place (0, 1, 2) among the targets measured
+	// Position is the run's place (0, 1, 2, …) among the targets measured
 	// back to back for this round, clients and mode.
 	Position     int     `json:"position"`
 	TPS          float64 `json:"tps"`
@@ -32,7 +32,7 @@ type runResult struct {
 // measurement is the plan of pgbench runs.
 type measurement struct {
 	pgbench  *pgbench
-	targets  []*targets.Target // direct, pgwarden, pgbouncer
+	targets  []*targets.Target // direct, pgwarden, pgbouncer and, with -floor, the floor
 	clients  []int
 	modes    []string
 	duration time.Duration

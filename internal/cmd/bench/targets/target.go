@@ -1,6 +1,6 @@
 // Package targets starts the things the benchmark connects pgbench to:
-// PostgreSQL itself (direct), the pgwarden gateway and pgbouncer, each as a
-// [Target].
+// PostgreSQL itself (direct), the pgwarden gateway, pgbouncer and the floor
+// (a byte relay on the gateway's event loop), each as a [Target].
 package targets
 
 import (
@@ -29,11 +29,14 @@ const (
 	NameDirect    = "direct"
 	NamePgwarden  = "pgwarden"
 	NamePgbouncer = "pgbouncer"
+	// NameFloor is the byte forwarder with no protocol handling (see
+	// StartForwarder).
+	NameFloor = "floor"
 )
 
 // Target is an address pgbench connects to, with the login to use there.
 type Target struct {
-	// Name is "direct", "pgwarden" or "pgbouncer".
+	// Name is "direct", "pgwarden", "pgbouncer" or "floor".
 	Name     string
 	Host     string
 	Port     int
