@@ -128,7 +128,7 @@ func (s *clientSession) frontendMessage(m wire.Message) *session.Error {
 		}
 		// Which statement the name means is settled when the server
 		// answers the Bind (see answered).
-		return s.forwardBind(m, op{kind: opBind, stmt: s.statements[string(name)], portal: string(portal)}, string(name))
+		return s.forwardBind(m, op{kind: opBind, stmt: s.statements[string(name)], portal: string(portal)}, name)
 	case 'E':
 		portal, err := wire.ExecutePortal(m.Body)
 		if err != nil {
@@ -252,19 +252,19 @@ func (s *clientSession) forwardStatement(raw []byte, kind opKind, st *statement)
 
 // forwardBind judges a Bind with its parameters and forwards it, or a Bind
 // the server is certain to reject in its place.
-func (s *clientSession) forwardBind(m wire.Message, o op, name string) *session.Error {
+func (s *clientSession) forwardBind(m wire.Message, o op, name []byte) *session.Error {
 	st := o.stmt
 	if st == nil {
 		// Not a Parse of this session, but maybe a SQL PREPARE: the two
 		// share one namespace, and a Bind may bind either.
-		defs, ok := s.names.Prepared[name]
+		defs, ok := s.names.Prepared[string(name)]
 		if !ok {
 			return s.forward(m.Raw, o) // the server rejects an unknown name
 		}
-		st = &statement{protocol: session.ProtocolExtended, name: name, analysis: defs,
+		st = &statement{protocol: session.ProtocolExtended, name: string(name), analysis: defs,
 			decision: policy.Decision{Verdict: policy.Allow}}
 		if s.masking != nil {
-			if def := s.masking.prepared[name]; def != nil && len(def.Touches) > 0 {
+			if def := s.masking.prepared[string(name)]; def != nil && len(def.Touches) > 0 {
 				d := maskRefusal("mask-bind-prepared", "Masking applies to this session: bind a statement over masked columns with Parse or EXECUTE, not a Bind of a SQL PREPAREd one.")
 				return s.refuseBind(o, st, d, nil, time.Now())
 			}

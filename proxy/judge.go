@@ -75,7 +75,10 @@ func (s *clientSession) judge(st *statement, stage policy.Stage, params []policy
 	case d.Verdict == policy.Allow && stage != policy.StageBind:
 		s.names = overlay
 	case d.Verdict == policy.Approve && stage != policy.StageBind:
-		st.approvalNames = &overlay // applied once approved
+		// Applied once approved. A copy: taking overlay's own address
+		// would move it to the heap on every call.
+		approved := overlay
+		st.approvalNames = &approved
 	}
 	return d
 }
