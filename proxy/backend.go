@@ -168,10 +168,10 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 			return nil, err
 		}
 		o := s.front()
-		if _, exists := s.portals[o.portal]; !exists && s.overLimit(len(s.portals)) {
+		if _, exists := s.portals.get(o.portal); !exists && s.overLimit(s.portals.len()) {
 			return nil, pgError(session.CodeProgramLimitExceeded, "too many open portals in this session")
 		}
-		s.portals[o.portal] = portal{stmt: answered(o.stmt), seq: o.seq, formats: o.formats}
+		s.portals.set(o.portal, portal{stmt: answered(o.stmt), seq: o.seq, formats: o.formats})
 		s.telBound(o) // telemetry: the Bind's span goes on with the portal's Execute
 		s.pop()
 	case '3': // CloseComplete
@@ -179,7 +179,7 @@ func (s *clientSession) backendMessage(m wire.Message) ([]byte, *session.Error) 
 			return nil, err
 		}
 		if o := s.front(); o.closesPortal {
-			delete(s.portals, o.portal)
+			s.portals.delete(o.portal)
 		}
 		s.pop()
 	case 'G', 'W': // CopyInResponse, CopyBothResponse
@@ -276,7 +276,7 @@ func (s *clientSession) front() *op {
 	if s.cur == nil {
 		s.cur = s.pipe.front()
 		if o := s.cur; o != nil && o.kind == opExecute {
-			p := s.portals[o.portal]
+			p, _ := s.portals.get(o.portal)
 			o.stmt, o.seq, o.formats = p.stmt, p.seq, p.formats
 			s.telExecute(o) // telemetry
 		}
@@ -377,9 +377,9 @@ func (s *clientSession) readyForQuery(m wire.Message) *session.Error {
 	if status == 'I' {
 		s.maskTx = false
 	}
-	if status == 'I' && len(s.portals) > 0 {
+	if status == 'I' && s.portals.len() > 0 {
 		// Portals live until the end of their transaction.
-		clear(s.portals)
+		s.portals.clear()
 		s.telPortalsClosed() // telemetry
 	}
 	if s.lim.IdleTimeout > 0 && s.pipe.pending() == 0 {

@@ -79,8 +79,8 @@ type clientSession struct {
 	maskTx  bool            // backend relay: the transaction read masked columns (see masking.go)
 
 	// Backend relay state.
-	cur        *op               // the front of the pipeline, once looked up
-	portals    map[string]portal // open portals, as the server has them
+	cur        *op            // the front of the pipeline, once looked up
+	portals    byName[portal] // open portals, as the server has them
 	skipToSync bool
 	txStatus   atomic.Uint32 // 'I', 'T' or 'E'
 
@@ -141,7 +141,6 @@ func newClientSession(cc *clientConn, info *session.Info, up *upstreamConn, cred
 		up: up, ur: wire.NewReader(up.conn, lim.MaxUpstreamMessageSize), uw: bufio.NewWriterSize(up.conn, relayBuffer),
 		pipe:       newPipeline(lim.MaxPipeline),
 		statements: map[string]*statement{},
-		portals:    map[string]portal{},
 		cred:       cred, release: release,
 		backend: make(chan struct{}),
 	}

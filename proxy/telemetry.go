@@ -286,7 +286,7 @@ type sessionTelemetry struct {
 	masked   int64 // cells masked since the last flush (backend relay)
 	// portals holds, by portal, what a judged Bind started, until the
 	// Execute of the portal takes it (backend relay).
-	portals map[string]opTelemetry
+	portals byName[opTelemetry]
 	// fatal is the SQLSTATE of a FATAL the server sent (backend relay).
 	fatal string
 }
@@ -494,35 +494,32 @@ func (s *clientSession) telBound(o *op) {
 	if o.tel.start.IsZero() {
 		return
 	}
-	if s.tel.portals == nil {
-		s.tel.portals = map[string]opTelemetry{}
-	}
-	if prev, ok := s.tel.portals[o.portal]; ok {
+	if prev, ok := s.tel.portals.get(o.portal); ok {
 		prev.abandon("the portal was replaced before it ran")
 	}
-	s.tel.portals[o.portal] = o.tel
+	s.tel.portals.set(o.portal, o.tel)
 	o.tel = opTelemetry{}
 }
 
 // telExecute gives an Execute what the Bind of its portal started. A
 // portal run again (after PortalSuspended) is not followed again.
 func (s *clientSession) telExecute(o *op) {
-	if len(s.tel.portals) == 0 {
+	if s.tel.portals.len() == 0 {
 		return
 	}
-	if ot, ok := s.tel.portals[o.portal]; ok {
+	if ot, ok := s.tel.portals.get(o.portal); ok {
 		o.tel = ot
-		delete(s.tel.portals, o.portal)
+		s.tel.portals.delete(o.portal)
 	}
 }
 
 // telPortalsClosed ends what Binds started for portals that were never
 // run, when the server drops its portals.
 func (s *clientSession) telPortalsClosed() {
-	for name, ot := range s.tel.portals {
+	for _, ot := range s.tel.portals.all() {
 		ot.abandon("the portal was closed before it ran")
-		delete(s.tel.portals, name)
 	}
+	s.tel.portals.clear()
 }
 
 // telFlushUp counts the bytes the frontend relay forwarded since the last
