@@ -33,8 +33,12 @@ var ErrClosed = errors.New("evloop: loop closed")
 // time. Its methods are safe for concurrent use.
 type Loop struct {
 	// holdLimit is how many runners of the process may wait holding their
-	// P (see Shard.wait): half the Ps.
-	holdLimit int32
+	// P (see Shard.wait): half the Ps. The watchdog brings it up to date
+	// at every tick, because GOMAXPROCS can change at run time (the
+	// runtime follows a container's CPU limit, a program may set it): a
+	// limit made for 2 Ps would let a runner hold the only P of 1, and
+	// every other goroutine would wait for its preemption.
+	holdLimit atomic.Int32
 	shards    []*Shard
 	rr        atomic.Uint32
 
@@ -47,7 +51,8 @@ type Loop struct {
 // New returns a Loop of n shards (at least one). It fails only when the
 // system refuses epoll or eventfd descriptors.
 func New(n int) (*Loop, error) {
-	l := &Loop{holdLimit: int32(runtime.GOMAXPROCS(0) / 2)}
+	l := &Loop{}
+	l.holdLimit.Store(holdLimitFor(runtime.GOMAXPROCS(0)))
 	for range max(n, 1) {
 		sh, err := newShard(l)
 		if err != nil {
@@ -130,6 +135,7 @@ func (l *Loop) watch() {
 			return
 		}
 		l.mu.Unlock()
+		l.holdLimit.Store(holdLimitFor(runtime.GOMAXPROCS(0)))
 		for i, sh := range l.shards {
 			r := sh.active.Load()
 			b := r.busy.Load()
@@ -359,7 +365,7 @@ var heldPs atomic.Int32
 func (l *Loop) holdP() bool {
 	for {
 		n := heldPs.Load()
-		if n >= l.holdLimit {
+		if n >= l.holdLimit.Load() {
 			return false
 		}
 		if heldPs.CompareAndSwap(n, n+1) {
@@ -367,6 +373,10 @@ func (l *Loop) holdP() bool {
 		}
 	}
 }
+
+// holdLimitFor is the hold limit for procs Ps: half of them, so that as
+// many Ps stay free for the rest of the program.
+func holdLimitFor(procs int) int32 { return int32(procs / 2) }
 
 // rawWaitMillis bounds a wait that keeps its P, so that the runner looks at
 // its orphaned and stopping flags now and then.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -345,4 +346,37 @@ func TestDetachRefusesWhatIsNotASocket(t *testing.T) {
 	if _, err := Detach(a); err == nil {
 		t.Fatal("Detach of a net.Pipe succeeded")
 	}
+}
+
+// The runners may keep their P while they wait only while that leaves Ps
+// for the rest of the program, whatever GOMAXPROCS became after the loop
+// was made: with one P, none may (a runner holding it would make every
+// other goroutine wait for its preemption, about 10 ms per round trip).
+func TestHoldLimitFollowsGOMAXPROCS(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	l := newLoop(t, 1)
+	if got := l.holdLimit.Load(); got != 2 {
+		t.Fatalf("hold limit with 4 Ps = %d, want 2", got)
+	}
+	srv, cli := pair(t)
+	errs := make(chan error, 1)
+	done, err := l.Shard().Go(srv, echo(srv, errs)) // the watchdog runs while a relay does
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GOMAXPROCS(1)
+	deadline := time.Now().Add(failAfter)
+	for l.holdLimit.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(watchInterval)
+	}
+	if got := l.holdLimit.Load(); got != 0 {
+		t.Errorf("hold limit after GOMAXPROCS(1) = %d, want 0", got)
+	}
+	if l.holdP() {
+		heldPs.Add(-1)
+		t.Error("a runner may hold the only P")
+	}
+	cli.Close()
+	<-done
+	<-errs
 }
