@@ -50,16 +50,23 @@ func (a *Analyzer) Analyze(sql string) ([]*policy.Statement, error) {
 	if sts, ok := a.cache.get(sql); ok {
 		return sts, nil
 	}
-	template, templated := "", false
+	var buf [256]byte
+	var template []byte
+	templated := false
 	if len(sql) <= 4096 {
-		template, templated = templateOf(sql)
+		template, templated = appendTemplate(buf[:0], sql)
 	}
 	if templated {
-		if sts, ok := a.shared.get(template); ok {
-			// Same analysis, but this text's own SQL and tree.
-			st := *sts[0]
-			st.SQL = trimStatement(sql)
-			return []*policy.Statement{&st}, nil
+		if sts, ok := a.shared.getBytes(template); ok {
+			// Same analysis, but this text's own SQL and tree: the
+			// statement and the slice in one allocation.
+			one := &struct {
+				st  policy.Statement
+				sts [1]*policy.Statement
+			}{st: *sts[0]}
+			one.st.SQL = trimStatement(sql)
+			one.sts[0] = &one.st
+			return one.sts[:], nil
 		}
 	}
 	sts, cost, err := a.analyze(sql)
@@ -67,7 +74,7 @@ func (a *Analyzer) Analyze(sql string) ([]*policy.Statement, error) {
 		return nil, err
 	}
 	if templated && shareable(sts) {
-		a.shared.put(template, sts, cost)
+		a.shared.put(string(template), sts, cost)
 	} else {
 		a.cache.put(sql, sts, cost)
 	}

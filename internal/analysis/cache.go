@@ -31,8 +31,20 @@ func newCache(budget int64) *cache {
 func (c *cache) get(sql string) ([]*policy.Statement, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.entries[sql]
-	if !ok {
+	return c.use(c.entries[sql])
+}
+
+// getBytes is get for a key in bytes, which it does not copy.
+func (c *cache) getBytes(key []byte) ([]*policy.Statement, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.use(c.entries[string(key)])
+}
+
+// use marks e, when there is one, as the most recently used entry and
+// returns its analysis. c.mu is held.
+func (c *cache) use(e *list.Element) ([]*policy.Statement, bool) {
+	if e == nil {
 		return nil, false
 	}
 	c.lru.MoveToFront(e)

@@ -1,10 +1,6 @@
 package analysis
 
-import (
-	"strings"
-
-	"github.com/pgwarden/pgwarden/policy"
-)
+import "github.com/pgwarden/pgwarden/policy"
 
 // Texts that differ only in integer literals, such as
 //
@@ -36,7 +32,16 @@ import (
 // by '.', 'e', an identifier character or another digit; and outside
 // comments, quoted strings and identifiers, and dollar-quoted strings.
 func templateOf(sql string) (string, bool) {
-	var b strings.Builder
+	b, found := appendTemplate(nil, sql)
+	return string(b), found
+}
+
+// appendTemplate appends sql's template (see templateOf) to dst, and says
+// whether sql had an integer literal; when it had none, what it appended
+// is of no use. The analyzer looks the template up in a buffer of its own
+// stack: no allocation when the template is known.
+func appendTemplate(dst []byte, sql string) ([]byte, bool) {
+	b := dst
 	last, found := 0, false
 	for i := 0; i < len(sql); {
 		if end, kind := skipNonCode(sql, i); kind != notSkipped {
@@ -75,18 +80,17 @@ func templateOf(sql string) (string, bool) {
 				// (and some places of the grammar take integers only).
 				continue
 			}
-			b.WriteString(sql[last:start])
-			b.WriteByte('0')
+			b = append(b, sql[last:start]...)
+			b = append(b, '0')
 			last, found = i, true
 		default:
 			i++
 		}
 	}
 	if !found {
-		return "", false
+		return b, false
 	}
-	b.WriteString(sql[last:])
-	return b.String(), true
+	return append(b, sql[last:]...), true
 }
 
 // shareable reports whether an analysis may be shared by every text of its
