@@ -67,25 +67,19 @@ func TestSummarize(t *testing.T) {
 		t.Fatalf("%d rows", len(rows))
 	}
 	r := rows[0]
-	near := func(name string, got, want float64) {
-		t.Helper()
-		if math.Abs(got-want) > 1e-9 {
-			t.Errorf("%s = %v, want %v", name, got, want)
-		}
-	}
-	near("direct tps", r.Direct.TPS, 1000)
-	near("pgwarden tps", r.Pgwarden.TPS, 900)
-	near("pgbouncer tps", r.Pgbouncer.TPS, 700)
-	near("pgwarden/direct", r.PgwardenPerDirect, 0.9)
-	near("pgbouncer/direct", r.PgbouncerPerDirect, 0.7)
-	near("pgwarden/pgbouncer", r.PgwardenPerPgbouncer, 900.0/700)
-	near("added latency pgwarden", r.AddedLatencyPgwardenUs, 100)   // 1.1 - 1.0 ms
-	near("added latency pgbouncer", r.AddedLatencyPgbouncerUs, 400) // 1.4 - 1.0 ms
+	near(t, "direct tps", r.Direct.TPS, 1000)
+	near(t, "pgwarden tps", r.Pgwarden.TPS, 900)
+	near(t, "pgbouncer tps", r.Pgbouncer.TPS, 700)
+	near(t, "pgwarden/direct", r.PgwardenPerDirect, 0.9)
+	near(t, "pgbouncer/direct", r.PgbouncerPerDirect, 0.7)
+	near(t, "pgwarden/pgbouncer", r.PgwardenPerPgbouncer, 900.0/700)
+	near(t, "added latency pgwarden", r.AddedLatencyPgwardenUs, 100)   // 1.1 - 1.0 ms
+	near(t, "added latency pgbouncer", r.AddedLatencyPgbouncerUs, 400) // 1.4 - 1.0 ms
 	if r.Direct.CPUUsPerTx != nil {
 		t.Errorf("direct CPU = %v, want none", *r.Direct.CPUUsPerTx)
 	}
-	near("pgwarden cpu", *r.Pgwarden.CPUUsPerTx, 25)
-	near("pgbouncer cpu", *r.Pgbouncer.CPUUsPerTx, 45)
+	near(t, "pgwarden cpu", *r.Pgwarden.CPUUsPerTx, 25)
+	near(t, "pgbouncer cpu", *r.Pgbouncer.CPUUsPerTx, 45)
 	if r.Pgwarden.Runs != 3 {
 		t.Errorf("pgwarden runs = %d, want 3", r.Pgwarden.Runs)
 	}
@@ -138,23 +132,17 @@ func TestSummarizeWithFloor(t *testing.T) {
 	if r.Floor == nil || r.FloorPerPgbouncer == nil || r.PgwardenPerFloor == nil || r.AddedLatencyFloorUs == nil {
 		t.Fatalf("floor figures missing: %+v", r)
 	}
-	near := func(name string, got, want float64) {
-		t.Helper()
-		if math.Abs(got-want) > 1e-9 {
-			t.Errorf("%s = %v, want %v", name, got, want)
-		}
-	}
-	near("floor tps", r.Floor.TPS, 990)
-	near("floor latency", r.Floor.LatencyMs, 1.07)
-	near("floor cpu", *r.Floor.CPUUsPerTx, 22)
-	near("floor/pgbouncer", *r.FloorPerPgbouncer, 0.99)
-	near("pgwarden/floor", *r.PgwardenPerFloor, 880.0/990)
-	near("added latency floor", *r.AddedLatencyFloorUs, 70) // 1.07 - 1.0 ms
+	near(t, "floor tps", r.Floor.TPS, 990)
+	near(t, "floor latency", r.Floor.LatencyMs, 1.07)
+	near(t, "floor cpu", *r.Floor.CPUUsPerTx, 22)
+	near(t, "floor/pgbouncer", *r.FloorPerPgbouncer, 0.99)
+	near(t, "pgwarden/floor", *r.PgwardenPerFloor, 880.0/990)
+	near(t, "added latency floor", *r.AddedLatencyFloorUs, 70) // 1.07 - 1.0 ms
 	if r.Floor.Runs != 3 {
 		t.Errorf("floor runs = %d, want 3", r.Floor.Runs)
 	}
 	// The other figures are as without the floor.
-	near("pgwarden/pgbouncer", r.PgwardenPerPgbouncer, 0.88)
+	near(t, "pgwarden/pgbouncer", r.PgwardenPerPgbouncer, 0.88)
 
 	var table bytes.Buffer
 	writeTable(&table, rows)
@@ -219,5 +207,13 @@ func TestRotate(t *testing.T) {
 	}
 	if !slices.Equal(ts, []string{"a", "b", "c"}) {
 		t.Errorf("rotate modified its input")
+	}
+}
+
+// near fails t unless got is want, up to rounding.
+func near(t *testing.T, name string, got, want float64) {
+	t.Helper()
+	if math.Abs(got-want) > 1e-9 {
+		t.Errorf("%s = %v, want %v", name, got, want)
 	}
 }
